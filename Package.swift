@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ryze-events",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ryze-events", targets: ["ryze-events"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+    ],
+    targets: [
+        // libfcgi through pkg-config; only the adapter target sees it.
+        .systemLibrary(
+            name: "CFastCGI",
+            pkgConfig: "fcgi",
+            providers: [.apt(["libfcgi-dev"])]
+        ),
+        // HTTP model, router, handlers, auth, rate limiter, store: no libfcgi here.
+        .target(
+            name: "RyzeCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["Store/log_format.md"]
+        ),
+        // The thin FastCGI adapter: libfcgi requests in, RyzeCore responses out.
+        .target(
+            name: "RyzeFastCGI",
+            dependencies: [
+                "CFastCGI",
+                "RyzeCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
+        .executableTarget(
+            name: "ryze-events",
+            dependencies: [
+                "RyzeCore",
+                "RyzeFastCGI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "RyzeCoreTests",
+            dependencies: ["RyzeCore"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

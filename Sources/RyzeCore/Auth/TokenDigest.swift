@@ -1,0 +1,85 @@
+import Crypto
+
+/// SHA-256 of a token: the only form in which a token is ever stored, compared or used as a key.
+public struct TokenDigest: Hashable, Sendable, CustomStringConvertible {
+    public var w0, w1, w2, w3: UInt64
+
+    public init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
+        (self.w0, self.w1, self.w2, self.w3) = (w0, w1, w2, w3)
+    }
+
+    public init(of token: String) {
+        var hasher = SHA256()
+        hasher.update(data: Array(token.utf8))
+        let d = hasher.finalize()
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        d.withUnsafeBytes { raw in
+            words = (
+                raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+            )
+        }
+        (w0, w1, w2, w3) = words
+    }
+
+    /// The 32 digest bytes, in SHA-256 output order.
+    public init?(bytes: some Collection<UInt8>) {
+        guard bytes.count == 32 else { return nil }
+        let a = Array(bytes)
+        func word(_ o: Int) -> UInt64 {
+            var v: UInt64 = 0
+            for k in 0..<8 { v |= UInt64(a[o + k]) << (8 * UInt64(k)) }
+            return v
+        }
+        self.init(w0: word(0), w1: word(8), w2: word(16), w3: word(24))
+    }
+
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        for w in [w0, w1, w2, w3] {
+            for k in 0..<8 { out.append(UInt8(truncatingIfNeeded: w >> (8 * UInt64(k)))) }
+        }
+        return out
+    }
+
+    /// Hex of the first 8 bytes: enough to tell records apart in `log dump`, useless to an attacker.
+    public var description: String {
+        let hex = Array("0123456789abcdef".utf8)
+        var s: [UInt8] = []
+        for b in bytes.prefix(8) { s.append(hex[Int(b >> 4)]); s.append(hex[Int(b & 0xF)]) }
+        return "sha256:" + String(decoding: s, as: UTF8.self) + "…"
+    }
+}
+
+public enum TokenGenerator {
+    /// 32 random bytes from the system CSPRNG, base64url without padding (43 characters).
+    public static func make() -> String {
+        var rng = SystemRandomNumberGenerator()
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for k in bytes.indices { bytes[k] = UInt8.random(in: .min ... .max, using: &rng) }
+        return base64URL(bytes)
+    }
+
+    static func base64URL(_ bytes: [UInt8]) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i + 3 <= bytes.count {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            for shift in [18, 12, 6, 0] { out.append(alphabet[Int((n >> UInt32(shift)) & 63)]) }
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest > 0 {
+            var n = UInt32(bytes[i]) << 16
+            if rest == 2 { n |= UInt32(bytes[i + 1]) << 8 }
+            out.append(alphabet[Int((n >> 18) & 63)])
+            out.append(alphabet[Int((n >> 12) & 63)])
+            if rest == 2 { out.append(alphabet[Int((n >> 6) & 63)]) }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

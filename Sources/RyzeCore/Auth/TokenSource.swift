@@ -1,0 +1,25 @@
+/// Where a request's token comes from, in the contract's order: `token` header,
+/// `Authorization: Bearer`, then the `token` query parameter. Empty values count as absent.
+public enum TokenSource {
+    public static func token(in request: HTTPRequest) -> String? {
+        if let t = request.headers["token"]?.trimmedSpaces, !t.isEmpty { return t }
+        if let auth = request.headers["authorization"] {
+            let parts = auth.trimmedSpaces.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                let t = parts[1].trimmedSpaces
+                if !t.isEmpty { return t }
+            }
+        }
+        if let t = request.queryValue("token"), !t.isEmpty { return t }
+        return nil
+    }
+}
+
+extension StringProtocol {
+    var trimmedSpaces: String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,103 @@
+/// One request as the core sees it: already taken apart by the adapter, no transport left in it.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// The raw path as the client sent it (percent-encoding intact, no query).
+    public var path: String
+    /// The raw query string, without the leading `?`.
+    public var query: String
+    public var headers: HTTPHeaders
+    public var remoteAddress: String
+    public var body: [UInt8]
+    /// Set by the adapter when the declared body exceeded the cap; `body` is then empty.
+    public var bodyTooLarge: Bool
+
+    public init(
+        method: String,
+        path: String,
+        query: String = "",
+        headers: HTTPHeaders = HTTPHeaders(),
+        remoteAddress: String = "",
+        body: [UInt8] = [],
+        bodyTooLarge: Bool = false
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.remoteAddress = remoteAddress
+        self.body = body
+        self.bodyTooLarge = bodyTooLarge
+    }
+
+    /// Splits a REQUEST_URI such as `/a/b?x=1` into path and query.
+    public static func splitURI(_ uri: String) -> (path: String, query: String) {
+        guard let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (uri, "") }
+        let path = String(uri[..<q])
+        let query = String(uri[uri.index(after: q)...])
+        return (path, query)
+    }
+
+    /// First value of a query parameter, percent-decoded (`+` means space, as in forms).
+    public func queryValue(_ name: String) -> String? {
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let rawKey = parts.first, PercentDecoding.decode(rawKey, plusIsSpace: true) == name else { continue }
+            return parts.count > 1 ? PercentDecoding.decode(parts[1], plusIsSpace: true) ?? "" : ""
+        }
+        return nil
+    }
+}
+
+/// The request headers the API reads, by lower-case name. The adapter fills only what it finds.
+public struct HTTPHeaders: Sendable {
+    private var storage: [(String, String)] = []
+
+    public init(_ pairs: [(String, String)] = []) {
+        for (k, v) in pairs { self[k] = v }
+    }
+
+    public subscript(name: String) -> String? {
+        get {
+            let n = name.lowercased()
+            return storage.first(where: { $0.0 == n })?.1
+        }
+        set {
+            let n = name.lowercased()
+            storage.removeAll(where: { $0.0 == n })
+            if let v = newValue { storage.append((n, v)) }
+        }
+    }
+}
+
+public enum PercentDecoding {
+    /// Decodes `%XX` escapes; nil when an escape is malformed or the result is not UTF-8.
+    public static func decode<S: StringProtocol>(_ s: S, plusIsSpace: Bool = false) -> String? {
+        let utf8 = s.utf8
+        if !utf8.contains(UInt8(ascii: "%")) && !(plusIsSpace && utf8.contains(UInt8(ascii: "+"))) {
+            return String(s)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count)
+        var it = utf8.makeIterator()
+        while let c = it.next() {
+            if c == UInt8(ascii: "%") {
+                guard let h = it.next().flatMap(hexValue), let l = it.next().flatMap(hexValue) else { return nil }
+                out.append(h << 4 | l)
+            } else if plusIsSpace && c == UInt8(ascii: "+") {
+                out.append(UInt8(ascii: " "))
+            } else {
+                out.append(c)
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,106 @@
+extension Application {
+    /// POST /api/instance/new (account token only; its own rate-limit bucket).
+    func createInstance(_ context: RequestContext) -> HTTPResponse {
+        guard case .account(let account) = context.principal else { return .error(.unauthorized, "Invalid token") }
+        let body: JSONValue
+        switch jsonBody(context) {
+        case .failure(let refusal): return refusal.response
+        case .success(let value): body = value
+        }
+        guard case .object = body, case .string(let name)? = body["name"], Names.isValidInstanceName(name) else {
+            return .error(.badRequest, "Invalid request body")
+        }
+        let token: String
+        switch body["token"] {
+        case nil, .null?: token = TokenGenerator.make()
+        case .string(let chosen)? where Names.isValidChosenToken(chosen): token = chosen
+        default: return .error(.badRequest, "Invalid request body")
+        }
+        // An invalid websocket block does not abort creation (RyzeAPI: log and continue).
+        var websocket: WebSocketConfig?
+        let fields = (body["websocketEnabled"], body["websocketEvents"], body["websocketMediaBase64"])
+        if fields.0 != nil || fields.1 != nil || fields.2 != nil {
+            websocket = WebSocketConfig.parse(enabled: fields.0, events: fields.1, mediaBase64: fields.2)
+            if websocket == nil {
+                logger.notice("instance created without its invalid websocket block", metadata: ["account": "\(account)", "instance": "\(name)"])
+            }
+        }
+        let digest = TokenDigest(of: token)
+        do {
+            try store.write { state -> (LogRecord?, Void) in
+                guard let owner = state.accounts[account] else { throw Refusal(response: .error(.unauthorized, "Invalid token")) }
+                if state.instance(account: account, name: name) != nil {
+                    throw Refusal(response: .error(.conflict, "Instance name already exists"))
+                }
+                if state.tokenInUse(digest) {
+                    throw Refusal(response: .error(.conflict, "Token already in use"))
+                }
+                if owner.instanceQuota > 0 && owner.instances.count >= Int(owner.instanceQuota) {
+                    throw Refusal(response: .error(.forbidden, "Account instance quota exceeded"))
+                }
+                return (.instanceCreated(account: account, name: name, token: digest, websocket: websocket), ())
+            }
+        } catch let refusal as Refusal {
+            return refusal.response
+        } catch {
+            logger.error("cannot create instance", metadata: ["error": "\(error)"])
+            return .error(.internalServerError, "Failed to create instance")
+        }
+        return Application.success(.created, "Instance created", [
+            ("instance", .object([
+                ("name", .string(name)),
+                ("token", .string(token)),
+                ("status", .string("disconnected")),
+                ("websocket", websocket?.json ?? .null),
+            ])),
+        ])
+    }
+
+    /// GET /api/instance/list[?instanceName=a,b]
+    func listInstances(_ context: RequestContext) -> HTTPResponse {
+        let filter: [String]? = context.request.queryValue("instanceName").map { raw in
+            raw.split(separator: ",").map { $0.trimmedSpaces }.filter { !$0.isEmpty }
+        }
+        let found: [State.Instance]? = store.read { state in
+            switch context.principal {
+            case .instance(let key):
+                return state.instances[key].map { [$0] } ?? []
+            case .account(let account):
+                let owned = state.accounts[account]?.instances ?? []
+                var names = owned
+                if let filter, !filter.isEmpty {
+                    names = owned.intersection(filter)
+                    if Set(filter).count == 1 && names.isEmpty { return nil }
+                }
+                return names.sorted().compactMap { state.instance(account: account, name: $0) }
+            }
+        }
+        guard let found else { return .error(.notFound, "Instance not found") }
+        let message = found.count == 1 ? "1 Instance found" : "\(found.count) Instances found"
+        return Application.success(message, [
+            ("instances", .array(found.map { i in
+                .object([
+                    ("name", .string(i.name)),
+                    ("status", .string("disconnected")),
+                    ("websocket", (i.websocket ?? .unconfigured).json),
+                ])
+            })),
+        ])
+    }
+
+    /// DELETE /api/instance/delete/:instance (account token only).
+    func deleteInstance(_ context: RequestContext) -> HTTPResponse {
+        do {
+            try store.write { state -> (LogRecord?, Void) in
+                let instance = try resolveInstance(context, in: state).get()
+                return (.instanceDeleted(account: instance.account, name: instance.name), ())
+            }
+        } catch let refusal as Refusal {
+            return refusal.response
+        } catch {
+            logger.error("cannot delete instance", metadata: ["error": "\(error)"])
+            return .error(.internalServerError, "Failed to delete instance: \(error)")
+        }
+        return Application.success("Instance deleted", [("instance", .object([("status", .string("deleted"))]))])
+    }
+}

@@ -1,0 +1,83 @@
+/// The six event types of the RyzeAPI Events module. Raw values are the log's encoding: never renumber.
+public enum EventType: UInt8, CaseIterable, Sendable {
+    case messageExchange = 1
+    case messageStatus = 2
+    case callUpdate = 3
+    case groupFlow = 4
+    case instanceState = 5
+    case labelUpdate = 6
+
+    public var name: String {
+        switch self {
+        case .messageExchange: return "message.exchange"
+        case .messageStatus: return "message.status"
+        case .callUpdate: return "call.update"
+        case .groupFlow: return "group.flow"
+        case .instanceState: return "instance.state"
+        case .labelUpdate: return "label.update"
+        }
+    }
+
+    public init?(name: String) {
+        guard let t = EventType.allCases.first(where: { $0.name == name }) else { return nil }
+        self = t
+    }
+}
+
+/// An instance's single WebSocket configuration, as stored and as returned.
+public struct WebSocketConfig: Equatable, Sendable {
+    public var enabled: Bool
+    /// Empty means "all six types": stored and returned as `[]`.
+    public var events: [EventType]
+    public var mediaBase64: Bool
+
+    public init(enabled: Bool, events: [EventType] = [], mediaBase64: Bool = false) {
+        // A disabled configuration carries nothing else, whatever was sent.
+        self.enabled = enabled
+        self.events = enabled ? WebSocketConfig.dedupe(events) : []
+        self.mediaBase64 = enabled ? mediaBase64 : false
+    }
+
+    public static let unconfigured = WebSocketConfig(enabled: false)
+
+    static func dedupe(_ events: [EventType]) -> [EventType] {
+        var seen = Set<EventType>()
+        return events.filter { seen.insert($0).inserted }
+    }
+
+    public var json: JSONValue {
+        .object([
+            ("enabled", .bool(enabled)),
+            ("events", .array(events.map { .string($0.name) })),
+            ("mediaBase64", .bool(mediaBase64)),
+        ])
+    }
+
+    /// Validates the body of `POST /api/events/websocket/:instance` (or the `websocket*` fields of
+    /// instance creation): nil for anything the contract calls an invalid body.
+    public static func parse(enabled: JSONValue?, events: JSONValue?, mediaBase64: JSONValue?) -> WebSocketConfig? {
+        guard case .bool(let isEnabled)? = enabled else { return nil }
+        var types: [EventType] = []
+        switch events {
+        case nil: break
+        case .array(let items)?:
+            for item in items {
+                guard case .string(let s) = item, let t = EventType(name: s) else { return nil }
+                types.append(t)
+            }
+        default: return nil
+        }
+        var media = false
+        switch mediaBase64 {
+        case nil: break
+        case .bool(let b)?: media = b
+        default: return nil
+        }
+        return WebSocketConfig(enabled: isEnabled, events: types, mediaBase64: media)
+    }
+
+    public static func parse(body: JSONValue) -> WebSocketConfig? {
+        guard case .object = body else { return nil }
+        return parse(enabled: body["enabled"], events: body["events"], mediaBase64: body["mediaBase64"])
+    }
+}

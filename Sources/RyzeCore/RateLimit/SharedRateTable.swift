@@ -1,0 +1,161 @@
+import Atomics
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fixed-size table of GCRA buckets in a file mapped by every worker process.
+///
+/// Each slot is one 64-bit word, `tag (24 bits) | TAT in ms since 2024 (40 bits)`, changed only by
+/// compare-and-swap. No lock exists, so a process killed at any instant leaves every slot either
+/// before or after its update: nothing for the others to wait on or repair. A slot whose TAT has
+/// passed describes a full bucket, exactly like an empty slot, so it may be taken over by any key.
+///
+/// When all slots of a key's probe window hold live buckets of other keys the table is full for
+/// that key: the request is admitted without being counted (fail open) and `saturated` counts it.
+public final class SharedRateTable: @unchecked Sendable {
+    public static let epochMilliseconds: UInt64 = 1_704_067_200_000   // 2024-01-01T00:00:00Z
+    static let headerSize = 64
+    static let magic: UInt64 = 0x5259_5A45_524C_5431   // "RYZERLT1"
+    static let probeWindow = 32
+    static let tatBits: UInt64 = 40
+    static let tatMask: UInt64 = (1 << 40) - 1
+
+    public let capacity: Int
+    public let path: String
+    private let base: UnsafeMutableRawPointer
+    private let mappedSize: Int
+    private let slots: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
+    private let salt: UInt64
+    private let saturatedCounter: UnsafeAtomic<UInt64>
+
+    /// Opens the table at `path`, creating it with `capacity` slots if it does not exist. An
+    /// existing table keeps its own capacity, so every process agrees on the layout.
+    public init(path: String, capacity: Int) throws(StoreError) {
+        precondition(capacity >= SharedRateTable.probeWindow)
+        self.path = path
+        var fd = open(path, O_RDWR | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT {
+            try SharedRateTable.create(path: path, capacity: capacity)
+            fd = open(path, O_RDWR | O_CLOEXEC)
+        }
+        guard fd >= 0 else { throw StoreError.errno("cannot open rate-limit table \(path)") }
+        defer { close(fd) }
+        var header = [UInt64](repeating: 0, count: 3)
+        let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 24, 0) }
+        guard n == 24, header[0] == SharedRateTable.magic, header[1] >= UInt64(SharedRateTable.probeWindow), header[1] < 1 << 32 else {
+            throw StoreError.unusable("\(path) is not a rate-limit table; remove it and restart the workers")
+        }
+        self.capacity = Int(header[1])
+        salt = header[2]
+        mappedSize = SharedRateTable.headerSize + self.capacity * 8
+        guard let p = mmap(nil, mappedSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+            throw StoreError.errno("cannot map rate-limit table \(path)")
+        }
+        base = p
+        saturatedCounter = UnsafeAtomic(at: (p + 24).assumingMemoryBound(to: UnsafeAtomic<UInt64>.Storage.self))
+        slots = (p + SharedRateTable.headerSize).assumingMemoryBound(to: UnsafeAtomic<UInt64>.Storage.self)
+    }
+
+    deinit { munmap(base, mappedSize) }
+
+    /// Written under a private name and renamed into place, so no process ever maps a half-made table.
+    private static func create(path: String, capacity: Int) throws(StoreError) {
+        let tmp = "\(path).\(getpid()).tmp"
+        let fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError.errno("cannot create rate-limit table \(tmp)") }
+        defer { close(fd) }
+        var rng = SystemRandomNumberGenerator()
+        let header: [UInt64] = [magic, UInt64(capacity), rng.next(), 0]
+        let size = headerSize + capacity * 8
+        guard ftruncate(fd, off_t(size)) == 0,
+              header.withUnsafeBytes({ pwrite(fd, $0.baseAddress!, $0.count, 0) }) == 32 else {
+            unlink(tmp)
+            throw StoreError.errno("cannot write rate-limit table \(tmp)")
+        }
+        // If another process won the race, its table stays: link() fails rather than replacing it.
+        if link(tmp, path) != 0 && errno != EEXIST {
+            unlink(tmp)
+            throw StoreError.errno("cannot install rate-limit table \(path)")
+        }
+        unlink(tmp)
+    }
+
+    /// Requests admitted without a bucket because the table was full for their key.
+    public var saturated: UInt64 { saturatedCounter.load(ordering: .relaxed) }
+
+    /// Live buckets (TAT still ahead of now): the table's fill, for the status page.
+    public func liveEntries(now: UInt64) -> Int {
+        let rel = SharedRateTable.relative(now)
+        var n = 0
+        for k in 0..<capacity {
+            let w = UnsafeAtomic<UInt64>(at: slots + k).load(ordering: .relaxed)
+            if w != 0 && (w & SharedRateTable.tatMask) > rel { n += 1 }
+        }
+        return n
+    }
+
+    /// A key for a token bucket (from the token's digest, never the token) or an address bucket.
+    public func key(digest: TokenDigest, bucket: UInt64) -> UInt64 {
+        SharedRateTable.mix(digest.w0 ^ salt ^ (bucket &* 0x9E37_79B9_7F4A_7C15))
+    }
+
+    public func key(address: String) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ salt
+        for c in address.utf8 { h = (h ^ UInt64(c)) &* 0x0000_0100_0000_01B3 }
+        return SharedRateTable.mix(h ^ 0xA5A5_A5A5)
+    }
+
+    /// Charges one request to `key`'s bucket and says whether it is admitted.
+    public func consume(key: UInt64, rule: GCRA, now: UInt64) -> GCRA.Decision {
+        let tag = SharedRateTable.tag(of: key)
+        let home = Int(key % UInt64(capacity))
+        let rel = SharedRateTable.relative(now)
+        while true {
+            // Find the key's slot, remembering the first slot it could take if it has none.
+            var found: (index: Int, word: UInt64)?
+            var free: (index: Int, word: UInt64)?
+            for p in 0..<SharedRateTable.probeWindow {
+                let index = (home + p) % capacity
+                let w = UnsafeAtomic<UInt64>(at: slots + index).load(ordering: .acquiring)
+                if w != 0 && w >> SharedRateTable.tatBits == tag { found = (index, w); break }
+                if free == nil && (w == 0 || (w & SharedRateTable.tatMask) <= rel) { free = (index, w) }
+                if w == 0 { break }   // keys are never stored past an empty slot of their window
+            }
+            let (index, old, tat): (Int, UInt64, UInt64)
+            if let found {
+                (index, old, tat) = (found.index, found.word, SharedRateTable.absolute(found.word & SharedRateTable.tatMask))
+            } else if let free {
+                (index, old, tat) = (free.index, free.word, 0)
+            } else {
+                saturatedCounter.wrappingIncrement(ordering: .relaxed)
+                return rule.decide(tat: 0, now: now)
+            }
+            let decision = rule.decide(tat: tat, now: now)
+            if !decision.allowed && found != nil { return decision }
+            let new = tag << SharedRateTable.tatBits | SharedRateTable.relative(decision.newTAT)
+            if UnsafeAtomic<UInt64>(at: slots + index).compareExchange(expected: old, desired: new, ordering: .acquiringAndReleasing).exchanged {
+                return decision
+            }
+            // Another process changed the slot between our load and our swap: look again.
+        }
+    }
+
+    static func tag(of key: UInt64) -> UInt64 {
+        let t = key >> 40
+        return t == 0 ? 1 : t
+    }
+
+    static func relative(_ ms: UInt64) -> UInt64 {
+        ms > epochMilliseconds ? min(ms - epochMilliseconds, tatMask) : 0
+    }
+
+    static func absolute(_ rel: UInt64) -> UInt64 { rel + epochMilliseconds }
+
+    /// A finaliser (splitmix64) so that nearby inputs land in unrelated slots and tags.
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

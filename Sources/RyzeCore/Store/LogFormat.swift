@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The framing of `events.log`; log_format.md beside this file is its description.
+public enum LogFormat {
+    public static let magic: [UInt8] = Array("RYZELOG\u{1}".utf8)
+    public static let version: UInt32 = 1
+    public static let headerSize = 16
+    public static let frameHeaderSize = 8
+    /// No real record comes near this; a larger length field is damage, not a record.
+    public static let maxPayload = 1 << 20
+
+    public static func header() -> [UInt8] {
+        var w = ByteWriter()
+        w.bytes.append(contentsOf: magic)
+        w.u32(version)
+        w.u32(CRC32C.mask(CRC32C.checksum(w.bytes)))
+        return w.bytes
+    }
+
+    public static func isValidHeader(_ bytes: ArraySlice<UInt8>) -> Bool {
+        bytes.count == headerSize && Array(bytes) == header()
+    }
+
+    /// `length u32 | masked crc32c(payload) u32 | payload`, little-endian.
+    public static func frame(_ record: LogRecord) -> [UInt8] {
+        let payload = record.encode()
+        var w = ByteWriter()
+        w.bytes.reserveCapacity(frameHeaderSize + payload.count)
+        w.u32(UInt32(payload.count))
+        w.u32(CRC32C.mask(CRC32C.checksum(payload)))
+        w.bytes.append(contentsOf: payload)
+        return w.bytes
+    }
+
+    public enum Stop: Equatable, Sendable {
+        /// Every byte up to the end of the file was a valid record.
+        case clean
+        /// The bytes at `offset` are the start of a record whose frame runs past the end of the file.
+        case incomplete
+        /// The record at `offset` fails its checksum, has an impossible length, or does not decode.
+        case damaged(reason: String)
+    }
+
+    public struct ScanResult: Equatable, Sendable {
+        /// The offset just past the last valid record: where the valid prefix ends.
+        public var end: Int
+        public var stop: Stop
+        public var records: Int
+    }
+
+    /// Reads frames from `fd` starting at `offset` until the end of the file or the first bad frame,
+    /// handing each valid record to `body`. Reads in chunks so replay memory stays flat.
+    public static func scan(fd: Int32, from offset: Int, chunk: Int = 1 << 20,
+                            _ body: (LogRecord, _ offset: Int, _ frameSize: Int) -> Void) throws(StoreError) -> ScanResult {
+        var buffer = [UInt8](repeating: 0, count: max(chunk, 64))
+        var bufferStart = offset   // file offset of buffer[0]
+        var filled = 0
+        var pos = 0                // index in buffer of the next frame
+        var records = 0
+        var eof = false
+
+        while true {
+            // Refill when the next frame header or payload is not wholly in the buffer.
+            let need: Int
+            if filled - pos >= frameHeaderSize {
+                let len = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: pos, as: UInt32.self))) }
+                if len > maxPayload {
+                    return ScanResult(end: bufferStart + pos, stop: .damaged(reason: "length \(len) exceeds the maximum record size"), records: records)
+                }
+                need = frameHeaderSize + len
+            } else {
+                need = frameHeaderSize
+            }
+            if filled - pos < need {
+                if eof {
+                    let stop: Stop = filled == pos ? .clean : .incomplete
+                    return ScanResult(end: bufferStart + pos, stop: stop, records: records)
+                }
+                // Slide the unread tail to the front, grow if one frame is larger than the buffer.
+                if pos > 0 {
+                    buffer.withUnsafeMutableBytes { b in
+                        _ = memmove(b.baseAddress!, b.baseAddress! + pos, filled - pos)
+                    }
+                    bufferStart += pos
+                    filled -= pos
+                    pos = 0
+                }
+                if buffer.count < need { buffer.append(contentsOf: [UInt8](repeating: 0, count: need - buffer.count)) }
+                let n = try readSome(fd: fd, into: &buffer, at: filled, fileOffset: bufferStart + filled)
+                if n == 0 { eof = true }
+                filled += n
+                continue
+            }
+            let payloadLength = need - frameHeaderSize
+            let ok: LogRecord? = buffer.withUnsafeBytes { b in
+                let stored = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: pos + 4, as: UInt32.self))
+                let payload = UnsafeRawBufferPointer(rebasing: b[(pos + frameHeaderSize)..<(pos + need)])
+                guard CRC32C.mask(CRC32C.checksum(payload)) == stored else { return nil }
+                return LogRecord.decode(payload)
+            }
+            guard let record = ok else {
+                let checksumOK = buffer.withUnsafeBytes { b in
+                    let stored = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: pos + 4, as: UInt32.self))
+                    return CRC32C.mask(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[(pos + frameHeaderSize)..<(pos + need)]))) == stored
+                }
+                let reason = checksumOK ? "record of \(payloadLength) bytes does not decode" : "checksum mismatch"
+                return ScanResult(end: bufferStart + pos, stop: .damaged(reason: reason), records: records)
+            }
+            body(record, bufferStart + pos, need)
+            records += 1
+            pos += need
+        }
+    }
+
+    /// After damage at `offset`: is there any valid record later in the file? That tells a torn
+    /// tail (cut it and go on) from damage in the middle (refuse, someone must look).
+    public static func validRecordExists(fd: Int32, after offset: Int, fileSize: Int) throws(StoreError) -> Int? {
+        var probe = offset + 1
+        let window = 1 << 20
+        var buffer = [UInt8](repeating: 0, count: window + maxPayload + frameHeaderSize)
+        while probe + frameHeaderSize <= fileSize {
+            let want = min(buffer.count, fileSize - probe)
+            var got = 0
+            while got < want {
+                let n = try readSome(fd: fd, into: &buffer, at: got, fileOffset: probe + got, limit: want - got)
+                if n == 0 { break }
+                got += n
+            }
+            let found: Int? = buffer.withUnsafeBytes { b in
+                var k = 0
+                while k < min(window, got) && k + frameHeaderSize <= got {
+                    let len = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: k, as: UInt32.self)))
+                    if len > 0 && len <= maxPayload && k + frameHeaderSize + len <= got {
+                        let stored = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: k + 4, as: UInt32.self))
+                        let payload = UnsafeRawBufferPointer(rebasing: b[(k + frameHeaderSize)..<(k + frameHeaderSize + len)])
+                        if CRC32C.mask(CRC32C.checksum(payload)) == stored, LogRecord.decode(payload) != nil {
+                            return probe + k
+                        }
+                    }
+                    k += 1
+                }
+                return nil
+            }
+            if let found { return found }
+            probe += window
+        }
+        return nil
+    }
+
+    static func readSome(fd: Int32, into buffer: inout [UInt8], at index: Int, fileOffset: Int, limit: Int? = nil) throws(StoreError) -> Int {
+        let count = limit ?? (buffer.count - index)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { b in pread(fd, b.baseAddress! + index, count, off_t(fileOffset)) }
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw StoreError.io("read failed: \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,127 @@
+/// One change to the deployment's state. The log is a sequence of these; replaying it in order
+/// rebuilds every account, instance and WebSocket configuration.
+public enum LogRecord: Equatable, Sendable {
+    case accountCreated(name: String, token: TokenDigest, instanceQuota: UInt32)
+    case accountDisabled(name: String)
+    case instanceCreated(account: String, name: String, token: TokenDigest, websocket: WebSocketConfig?)
+    case instanceDeleted(account: String, name: String)
+    case websocketSaved(account: String, name: String, websocket: WebSocketConfig)
+
+    // Type tags are part of the on-disk format (log_format.md): never renumber.
+    enum Tag: UInt8 {
+        case accountCreated = 1, accountDisabled = 2, instanceCreated = 3, instanceDeleted = 4, websocketSaved = 5
+    }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter()
+        switch self {
+        case let .accountCreated(name, token, quota):
+            w.u8(Tag.accountCreated.rawValue); w.string(name); w.digest(token); w.u32(quota)
+        case let .accountDisabled(name):
+            w.u8(Tag.accountDisabled.rawValue); w.string(name)
+        case let .instanceCreated(account, name, token, websocket):
+            w.u8(Tag.instanceCreated.rawValue); w.string(account); w.string(name); w.digest(token); w.websocket(websocket)
+        case let .instanceDeleted(account, name):
+            w.u8(Tag.instanceDeleted.rawValue); w.string(account); w.string(name)
+        case let .websocketSaved(account, name, websocket):
+            w.u8(Tag.websocketSaved.rawValue); w.string(account); w.string(name); w.websocket(websocket)
+        }
+        return w.bytes
+    }
+
+    /// nil when the payload is not a record this version understands.
+    public static func decode(_ payload: UnsafeRawBufferPointer) -> LogRecord? {
+        var r = ByteReader(payload)
+        guard let raw = r.u8(), let tag = Tag(rawValue: raw) else { return nil }
+        let record: LogRecord?
+        switch tag {
+        case .accountCreated:
+            guard let name = r.string(), let token = r.digest(), let quota = r.u32() else { return nil }
+            record = .accountCreated(name: name, token: token, instanceQuota: quota)
+        case .accountDisabled:
+            guard let name = r.string() else { return nil }
+            record = .accountDisabled(name: name)
+        case .instanceCreated:
+            guard let account = r.string(), let name = r.string(), let token = r.digest(),
+                  let ws = r.websocket() else { return nil }
+            record = .instanceCreated(account: account, name: name, token: token, websocket: ws)
+        case .instanceDeleted:
+            guard let account = r.string(), let name = r.string() else { return nil }
+            record = .instanceDeleted(account: account, name: name)
+        case .websocketSaved:
+            guard let account = r.string(), let name = r.string(), let ws = r.websocket(), let config = ws else { return nil }
+            record = .websocketSaved(account: account, name: name, websocket: config)
+        }
+        return r.atEnd ? record : nil
+    }
+}
+
+struct ByteWriter {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(64) }
+
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    mutating func u16(_ v: UInt16) { bytes.append(UInt8(v & 0xFF)); bytes.append(UInt8(v >> 8)) }
+    mutating func u32(_ v: UInt32) { for k in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(k)))) } }
+    mutating func string(_ s: String) {
+        let u = Array(s.utf8)
+        precondition(u.count <= Int(UInt16.max))
+        u16(UInt16(u.count))
+        bytes.append(contentsOf: u)
+    }
+    mutating func digest(_ d: TokenDigest) { bytes.append(contentsOf: d.bytes) }
+    mutating func websocket(_ c: WebSocketConfig?) {
+        guard let c else { u8(0); return }
+        u8(1 | (c.enabled ? 2 : 0) | (c.mediaBase64 ? 4 : 0))
+        u8(UInt8(c.events.count))
+        for e in c.events { u8(e.rawValue) }
+    }
+}
+
+struct ByteReader {
+    let buf: UnsafeRawBufferPointer
+    var i = 0
+
+    init(_ buf: UnsafeRawBufferPointer) { self.buf = buf }
+
+    var atEnd: Bool { i == buf.count }
+
+    mutating func u8() -> UInt8? {
+        guard i < buf.count else { return nil }
+        defer { i += 1 }
+        return buf[i]
+    }
+    mutating func u16() -> UInt16? {
+        guard i + 2 <= buf.count else { return nil }
+        defer { i += 2 }
+        return UInt16(buf[i]) | UInt16(buf[i + 1]) << 8
+    }
+    mutating func u32() -> UInt32? {
+        guard i + 4 <= buf.count else { return nil }
+        defer { i += 4 }
+        return UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: i, as: UInt32.self))
+    }
+    mutating func string() -> String? {
+        guard let n = u16().map(Int.init), i + n <= buf.count else { return nil }
+        defer { i += n }
+        return String(validating: UnsafeRawBufferPointer(rebasing: buf[i..<i + n]).bindMemory(to: UInt8.self), as: UTF8.self)
+    }
+    mutating func digest() -> TokenDigest? {
+        guard i + 32 <= buf.count else { return nil }
+        defer { i += 32 }
+        return TokenDigest(bytes: UnsafeRawBufferPointer(rebasing: buf[i..<i + 32]))
+    }
+    /// Outer nil: malformed. Inner nil: "no configuration".
+    mutating func websocket() -> WebSocketConfig?? {
+        guard let flags = u8() else { return nil }
+        if flags & 1 == 0 { return .some(nil) }
+        guard let n = u8() else { return nil }
+        var events: [EventType] = []
+        for _ in 0..<n {
+            guard let raw = u8(), let t = EventType(rawValue: raw) else { return nil }
+            events.append(t)
+        }
+        return .some(WebSocketConfig(enabled: flags & 2 != 0, events: events, mediaBase64: flags & 4 != 0))
+    }
+}

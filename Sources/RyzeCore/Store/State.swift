@@ -1,0 +1,95 @@
+/// Everything the log says, folded: what replaying every record in order leaves behind.
+public struct State: Sendable {
+    public struct Account: Sendable, Equatable {
+        public var name: String
+        public var token: TokenDigest
+        public var instanceQuota: UInt32
+        public var disabled: Bool
+        public var instances: Set<String>
+    }
+
+    public struct InstanceKey: Hashable, Sendable {
+        public var account: String
+        public var name: String
+        public init(account: String, name: String) { self.account = account; self.name = name }
+    }
+
+    public struct Instance: Sendable, Equatable {
+        public var account: String
+        public var name: String
+        public var token: TokenDigest
+        public var websocket: WebSocketConfig?
+    }
+
+    public enum Principal: Equatable, Sendable {
+        case account(String)
+        case instance(InstanceKey)
+    }
+
+    public private(set) var accounts: [String: Account] = [:]
+    public private(set) var instances: [InstanceKey: Instance] = [:]
+    private var tokens: [TokenDigest: Principal] = [:]
+    /// Records applied since the log began (or since its last compaction).
+    public private(set) var recordCount = 0
+
+    public init() {}
+
+    /// The owner of a token, or nil when it is unknown, deleted, or its account is disabled.
+    public func principal(for token: TokenDigest) -> Principal? {
+        guard let p = tokens[token] else { return nil }
+        switch p {
+        case .account(let name):
+            return accounts[name]?.disabled == false ? p : nil
+        case .instance(let key):
+            return accounts[key.account]?.disabled == false ? p : nil
+        }
+    }
+
+    /// True when any account or instance, live or disabled, holds this token.
+    public func tokenInUse(_ token: TokenDigest) -> Bool { tokens[token] != nil }
+
+    public func instance(account: String, name: String) -> Instance? {
+        instances[InstanceKey(account: account, name: name)]
+    }
+
+    /// Records that would rebuild this state from nothing: what compaction writes.
+    public var liveRecords: [LogRecord] {
+        var out: [LogRecord] = []
+        for a in accounts.values.sorted(by: { $0.name < $1.name }) {
+            out.append(.accountCreated(name: a.name, token: a.token, instanceQuota: a.instanceQuota))
+            if a.disabled { out.append(.accountDisabled(name: a.name)) }
+            for n in a.instances.sorted() {
+                guard let i = instances[InstanceKey(account: a.name, name: n)] else { continue }
+                out.append(.instanceCreated(account: i.account, name: i.name, token: i.token, websocket: i.websocket))
+            }
+        }
+        return out
+    }
+
+    /// Applies one record. Records were checked against the state when written, under the
+    /// deployment-wide write lock, so a record that no longer fits is skipped, not fatal.
+    public mutating func apply(_ record: LogRecord) {
+        recordCount += 1
+        switch record {
+        case let .accountCreated(name, token, quota):
+            guard accounts[name] == nil, tokens[token] == nil else { return }
+            accounts[name] = Account(name: name, token: token, instanceQuota: quota, disabled: false, instances: [])
+            tokens[token] = .account(name)
+        case let .accountDisabled(name):
+            accounts[name]?.disabled = true
+        case let .instanceCreated(account, name, token, websocket):
+            let key = InstanceKey(account: account, name: name)
+            guard accounts[account] != nil, instances[key] == nil, tokens[token] == nil else { return }
+            instances[key] = Instance(account: account, name: name, token: token, websocket: websocket)
+            accounts[account]?.instances.insert(name)
+            tokens[token] = .instance(key)
+        case let .instanceDeleted(account, name):
+            let key = InstanceKey(account: account, name: name)
+            guard let i = instances.removeValue(forKey: key) else { return }
+            tokens[i.token] = nil
+            accounts[account]?.instances.remove(name)
+        case let .websocketSaved(account, name, websocket):
+            instances[InstanceKey(account: account, name: name)]?.websocket = websocket
+        }
+    }
+}

@@ -1,0 +1,327 @@
+import Atomics
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The deployment's state: an append-only log in the data directory, shared by every process
+/// pointed at it, replayed into memory at start and followed incrementally afterwards.
+///
+/// Writers of all processes are serialised by `flock` on `events.lock` (released by the kernel
+/// if the holder dies); under it a writer first applies whatever others appended, checks its
+/// change against that, appends one frame with one `pwrite`, and `fdatasync`s before returning.
+/// Readers never take the file lock: `refresh()` compares a shared change counter and reads only
+/// complete, checksummed frames past the offset already applied.
+public final class Store: @unchecked Sendable {
+    public let directory: String
+    public let logPath: String
+    let lockPath: String
+    private let lockFD: Int32
+    private let counter: ChangeCounter
+    private let logger: Logger
+    private let rw = ReadWriteLock()
+    private let writers = PlainMutex()
+    private let appliedSeq = ManagedAtomic<UInt64>(0)
+
+    // Guarded by `rw`.
+    private var logFD: Int32 = -1
+    private var logIdentity = FileIdentity(device: 0, inode: 0)
+    private var appliedOffset = 0
+    private var state = State()
+    private var needsReload = false
+
+    public static let logName = "events.log"
+
+    /// Opens (creating if needed) the store in `directory` and replays its log.
+    public init(directory: String, logger: Logger = Logger(label: "ryze.store")) throws(StoreError) {
+        self.directory = directory
+        self.logger = logger
+        logPath = directory + "/" + Store.logName
+        lockPath = directory + "/events.lock"
+        try Store.makeDirectory(directory)
+        lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockFD >= 0 else {
+            throw StoreError.unusable("cannot lock data directory \(directory): \(lockPath): \(String(cString: strerror(errno)))")
+        }
+        counter = try ChangeCounter(path: directory + "/events.seq")
+        try withFileLock { () throws(StoreError) in
+            try rw.withWriteLock { () throws(StoreError) in
+                try reload(creating: true)
+                try catchUp(holdingFileLock: true)
+            }
+        }
+        appliedSeq.store(counter.load(), ordering: .releasing)
+    }
+
+    deinit {
+        if logFD >= 0 { close(logFD) }
+        close(lockFD)
+    }
+
+    // MARK: reading
+
+    /// Brings this process up to date with what any process appended. Costs one shared-memory
+    /// load when nothing changed.
+    public func refresh() throws(StoreError) {
+        let seq = counter.load()
+        if seq == appliedSeq.load(ordering: .acquiring) { return }
+        try rw.withWriteLock { () throws(StoreError) in
+            if seq == appliedSeq.load(ordering: .acquiring) { return }
+            try catchUp(holdingFileLock: false)
+            appliedSeq.store(seq, ordering: .releasing)
+        }
+    }
+
+    /// Runs `body` against the current state, with other threads' catch-up held off.
+    public func read<T>(_ body: (State) -> T) -> T {
+        rw.withReadLock { body(state) }
+    }
+
+    public struct Stats: Sendable {
+        public var records: Int
+        public var bytes: Int
+        public var accounts: Int
+        public var instances: Int
+    }
+
+    public var stats: Stats {
+        rw.withReadLock {
+            Stats(records: state.recordCount, bytes: appliedOffset, accounts: state.accounts.count, instances: state.instances.count)
+        }
+    }
+
+    // MARK: writing
+
+    /// Appends the record `decide` returns for the current, deployment-wide state; returns its
+    /// second value once the record is durable. `decide` may throw to refuse (nothing is written)
+    /// or return a nil record when there is nothing to change.
+    public func write<T>(_ decide: (State) throws -> (LogRecord?, T)) throws -> T {
+        try writers.withLock { () throws -> T in
+            try withFileLock { () throws -> T in
+                var frame: [UInt8] = []
+                var offset = 0
+                var pending: LogRecord?
+                var result: T?
+                try rw.withWriteLock { () throws -> Void in
+                    try catchUp(holdingFileLock: true)
+                    let (record, value) = try decide(state)
+                    result = value
+                    guard let record else { return }
+                    pending = record
+                    frame = LogFormat.frame(record)
+                    offset = appliedOffset
+                }
+                guard let record = pending else { return result! }
+                try append(frame, at: offset)
+                rw.withWriteLock {
+                    // A reader may already have applied the frame from the file; never twice.
+                    if appliedOffset == offset {
+                        state.apply(record)
+                        appliedOffset += frame.count
+                    }
+                    appliedSeq.store(counter.bump(), ordering: .releasing)
+                }
+                return result!
+            }
+        }
+    }
+
+    private func append(_ frame: [UInt8], at offset: Int) throws(StoreError) {
+        let fd = rw.withReadLock { logFD }
+        let n = frame.withUnsafeBytes { pwrite(fd, $0.baseAddress!, $0.count, off_t(offset)) }
+        if n != frame.count {
+            let reason = n < 0 ? String(cString: strerror(errno)) : "short write (\(n) of \(frame.count) bytes)"
+            undoAppend(fd: fd, offset: offset)
+            throw StoreError.io("append to \(logPath) failed: \(reason)")
+        }
+        if fdatasync(fd) != 0 {
+            let reason = String(cString: strerror(errno))
+            undoAppend(fd: fd, offset: offset)
+            throw StoreError.io("fdatasync of \(logPath) failed: \(reason)")
+        }
+    }
+
+    /// A failed append is cut back so the log stays a valid prefix; the in-memory state is rebuilt
+    /// from the file in case a reader saw the frame before it was cut.
+    private func undoAppend(fd: Int32, offset: Int) {
+        if ftruncate(fd, off_t(offset)) != 0 {
+            logger.error("could not cut back a failed append", metadata: ["file": "\(logPath)", "offset": "\(offset)", "error": "\(String(cString: strerror(errno)))"])
+        }
+        rw.withWriteLock { needsReload = true }
+        counter.bump()
+    }
+
+    // MARK: compaction
+
+    public struct CompactionResult: Sendable {
+        public var recordsBefore: Int
+        public var recordsAfter: Int
+        public var bytesBefore: Int
+        public var bytesAfter: Int
+    }
+
+    /// Rewrites the log as the records of the current state: write a new file, fsync it, rename it
+    /// over the log, fsync the directory. Writers wait on the file lock meanwhile; every process
+    /// notices the new file through the change counter and replays it.
+    public func compact() throws(StoreError) -> CompactionResult {
+        try writers.withLock { () throws(StoreError) -> CompactionResult in
+            try withFileLock { () throws(StoreError) -> CompactionResult in
+                try rw.withWriteLock { () throws(StoreError) -> CompactionResult in
+                    try catchUp(holdingFileLock: true)
+                    let before = (state.recordCount, appliedOffset)
+                    let tmp = logPath + ".compact"
+                    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+                    guard fd >= 0 else { throw StoreError.errno("cannot create \(tmp)") }
+                    var ok = false
+                    defer { if !ok { close(fd); unlink(tmp) } }
+                    var buffer = LogFormat.header()
+                    for record in state.liveRecords {
+                        buffer.append(contentsOf: LogFormat.frame(record))
+                        if buffer.count >= 1 << 20 { try Store.writeAll(fd, buffer, path: tmp); buffer.removeAll(keepingCapacity: true) }
+                    }
+                    try Store.writeAll(fd, buffer, path: tmp)
+                    guard fsync(fd) == 0 else { throw StoreError.errno("fsync of \(tmp) failed") }
+                    close(fd)
+                    ok = true
+                    guard rename(tmp, logPath) == 0 else { unlink(tmp); throw StoreError.errno("rename \(tmp) to \(logPath) failed") }
+                    try Store.syncDirectory(directory)
+                    try reload(creating: false)
+                    appliedSeq.store(counter.bump(), ordering: .releasing)
+                    return CompactionResult(recordsBefore: before.0, recordsAfter: state.recordCount, bytesBefore: before.1, bytesAfter: appliedOffset)
+                }
+            }
+        }
+    }
+
+    // MARK: internals (callers hold `rw` for writing)
+
+    /// Applies complete, valid frames past `appliedOffset`. Only a caller holding the file lock may
+    /// decide that a bad tail is garbage and cut it; a reader just stops there and retries later.
+    private func catchUp(holdingFileLock: Bool) throws(StoreError) {
+        let identity = try currentPathIdentity()
+        if needsReload || identity != logIdentity {
+            try reload(creating: false)
+        }
+        var st = stat()
+        guard fstat(logFD, &st) == 0 else { throw StoreError.errno("cannot stat \(logPath)") }
+        let size = Int(st.st_size)
+        guard size != appliedOffset else { return }
+        let result = try LogFormat.scan(fd: logFD, from: appliedOffset) { record, _, _ in state.apply(record) }
+        appliedOffset = result.end
+        guard holdingFileLock, result.stop != .clean else { return }
+        try cutBadTail(result, fileSize: size)
+    }
+
+    private func cutBadTail(_ result: LogFormat.ScanResult, fileSize: Int) throws(StoreError) {
+        let reason: String
+        switch result.stop {
+        case .clean: return
+        case .incomplete: reason = "incomplete record"
+        case .damaged(let r): reason = r
+        }
+        if let later = try LogFormat.validRecordExists(fd: logFD, after: result.end, fileSize: fileSize) {
+            logger.critical("damaged record in the middle of the log", metadata: ["file": "\(logPath)", "offset": "\(result.end)", "next_valid": "\(later)"])
+            throw StoreError.damaged(path: logPath, offset: result.end, reason: reason)
+        }
+        guard ftruncate(logFD, off_t(result.end)) == 0, fdatasync(logFD) == 0 else {
+            throw StoreError.errno("cannot cut the torn tail of \(logPath)")
+        }
+        logger.warning("cut a torn tail off the log", metadata: [
+            "file": "\(logPath)", "offset": "\(result.end)", "bytes_dropped": "\(fileSize - result.end)", "reason": "\(reason)",
+        ])
+    }
+
+    /// Opens the log at its path anew and replays it from the start.
+    private func reload(creating: Bool) throws(StoreError) {
+        let fd = open(logPath, O_RDWR | O_CLOEXEC | (creating ? O_CREAT : 0), 0o600)
+        guard fd >= 0 else { throw StoreError.errno("cannot open \(logPath)") }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { close(fd); throw StoreError.errno("cannot stat \(logPath)") }
+        if st.st_size < LogFormat.headerSize {
+            // An empty file, or a header torn by a crash at creation: nothing was ever acknowledged.
+            guard creating else { close(fd); throw StoreError.badHeader(path: logPath) }
+            do throws(StoreError) {
+                guard ftruncate(fd, 0) == 0 else { throw StoreError.errno("cannot initialise \(logPath)") }
+                try Store.writeAll(fd, LogFormat.header(), path: logPath)
+                guard fsync(fd) == 0 else { throw StoreError.errno("fsync of \(logPath) failed") }
+                try Store.syncDirectory(directory)
+            } catch {
+                close(fd)
+                throw error
+            }
+        } else {
+            var header = [UInt8](repeating: 0, count: LogFormat.headerSize)
+            let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, 0) }
+            guard n == LogFormat.headerSize, LogFormat.isValidHeader(header[...]) else {
+                close(fd)
+                throw StoreError.badHeader(path: logPath)
+            }
+        }
+        var fresh = State()
+        let result: LogFormat.ScanResult
+        do throws(StoreError) {
+            result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, _, _ in fresh.apply(record) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        if logFD >= 0 { close(logFD) }
+        logFD = fd
+        logIdentity = FileIdentity(st)
+        state = fresh
+        appliedOffset = result.end
+        needsReload = false
+    }
+
+    private func currentPathIdentity() throws(StoreError) -> FileIdentity {
+        var st = stat()
+        guard stat(logPath, &st) == 0 else { throw StoreError.errno("cannot stat \(logPath)") }
+        return FileIdentity(st)
+    }
+
+    private func withFileLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        while flock(lockFD, LOCK_EX) != 0 && errno == EINTR {}
+        defer { flock(lockFD, LOCK_UN) }
+        return try body()
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(StoreError) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw StoreError.errno("write to \(path) failed") }
+            done += n
+        }
+    }
+
+    static func syncDirectory(_ path: String) throws(StoreError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw StoreError.errno("cannot open directory \(path)") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw StoreError.errno("fsync of directory \(path) failed") }
+    }
+
+    static func makeDirectory(_ path: String) throws(StoreError) {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw StoreError.unusable("data directory \(path) is not a directory") }
+            return
+        }
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
+                throw StoreError.unusable("cannot create data directory \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+}
+
+struct FileIdentity: Equatable {
+    var device: UInt64
+    var inode: UInt64
+
+    init(device: UInt64, inode: UInt64) { self.device = device; self.inode = inode }
+    init(_ st: stat) { device = UInt64(st.st_dev); inode = UInt64(st.st_ino) }
+}

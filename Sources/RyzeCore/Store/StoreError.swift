@@ -1,0 +1,28 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum StoreError: Error, Equatable, CustomStringConvertible {
+    /// A system call on the data directory failed; the message names it.
+    case io(String)
+    /// The file does not start with this version's header.
+    case badHeader(path: String)
+    /// A bad record with valid ones after it: never served silently.
+    case damaged(path: String, offset: Int, reason: String)
+    /// The data directory or its lock could not be opened.
+    case unusable(String)
+
+    public var description: String {
+        switch self {
+        case .io(let m): return m
+        case .badHeader(let path): return "\(path): not a ryze-events log (bad header or unsupported version)"
+        case let .damaged(path, offset, reason):
+            return "\(path): damaged record at offset \(offset) (\(reason)) with valid records after it; run `ryze-events log verify` to inspect and `ryze-events log repair` to cut the log at that offset (a backup is kept)"
+        case .unusable(let m): return m
+        }
+    }
+
+    static func errno(_ what: String) -> StoreError {
+        .io("\(what): \(String(cString: strerror(Glibc.errno)))")
+    }
+}

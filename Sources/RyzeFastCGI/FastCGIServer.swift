@@ -1,0 +1,263 @@
+import Atomics
+import CFastCGI
+import Logging
+import RyzeCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The libfcgi worker loop: N threads, one `FCGX_Request` each, turning FastCGI requests into
+/// `HTTPRequest`s and `HTTPResponse`s back into FastCGI output. Nothing API-specific lives here.
+public final class FastCGIServer: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// nil: the socket handed over on fd 0 (spawn-fcgi, multiwatch). Else `unix:/path` or `host:port`.
+        public var listen: String?
+        public var threads: Int
+        public var maxBodyBytes: Int
+        /// How long in-flight requests may take to finish after a stop signal.
+        public var shutdownGraceSeconds: Double
+
+        public init(listen: String? = nil, threads: Int = 8, maxBodyBytes: Int = 64 * 1024, shutdownGraceSeconds: Double = 30) {
+            self.listen = listen
+            self.threads = threads
+            self.maxBodyBytes = maxBodyBytes
+            self.shutdownGraceSeconds = shutdownGraceSeconds
+        }
+    }
+
+    public enum Failure: Error, CustomStringConvertible {
+        case noSocket(String)
+        public var description: String {
+            switch self { case .noSocket(let m): return m }
+        }
+    }
+
+    let configuration: Configuration
+    let handler: @Sendable (HTTPRequest) -> HTTPResponse
+    let logger: Logger
+    private var listenFD: Int32 = 0
+    private let stopping = ManagedAtomic<Bool>(false)
+    private let finishedThreads = ManagedAtomic<Int>(0)
+    fileprivate var workers: [Worker] = []
+
+    public init(configuration: Configuration, logger: Logger, handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) {
+        self.configuration = configuration
+        self.logger = logger
+        self.handler = handler
+    }
+
+    /// Serves until SIGTERM, SIGINT, SIGQUIT, SIGUSR1 or SIGUSR2, then lets in-flight requests
+    /// finish and returns.
+    public func run() throws {
+        let stopSignals: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP]
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in stopSignals { sigaddset(&set, s) }
+        // Blocked here, inherited by every thread: only the sigtimedwait below ever sees them.
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        signal(SIGPIPE, SIG_IGN)
+        installWakeHandler()
+
+        guard FCGX_Init() == 0 else { throw Failure.noSocket("FCGX_Init failed") }
+        listenFD = try openListenSocket()
+
+        for index in 0..<max(1, configuration.threads) {
+            let worker = Worker(server: self, index: index)
+            workers.append(worker)
+            worker.start()
+        }
+        logger.info("serving", metadata: ["pid": "\(getpid())", "threads": "\(workers.count)", "listen": "\(configuration.listen ?? "fd 0")"])
+
+        var timeout = timespec(tv_sec: 0, tv_nsec: 200_000_000)
+        while true {
+            let sig = sigtimedwait(&set, nil, &timeout)
+            if sig == SIGHUP { continue }
+            if sig > 0 {
+                logger.info("stopping", metadata: ["signal": "\(sig)"])
+                break
+            }
+            if finishedThreads.load(ordering: .acquiring) == workers.count { break }
+        }
+        stop()
+    }
+
+    /// Stop accepting, wake the threads blocked in accept(), wait for the busy ones.
+    private func stop() {
+        stopping.store(true, ordering: .releasing)
+        FCGX_ShutdownPending()
+        let deadline = monotonicSeconds() + configuration.shutdownGraceSeconds
+        while finishedThreads.load(ordering: .acquiring) < workers.count && monotonicSeconds() < deadline {
+            // Repeated: a thread may be just about to enter accept() when the first signal lands.
+            for w in workers where w.idle.load(ordering: .acquiring) { w.wake() }
+            usleep(20_000)
+        }
+        let left = workers.count - finishedThreads.load(ordering: .acquiring)
+        if left > 0 { logger.warning("exiting with requests still in flight", metadata: ["threads": "\(left)"]) }
+        logger.info("stopped", metadata: ["pid": "\(getpid())"])
+    }
+
+    private func openListenSocket() throws -> Int32 {
+        guard let listen = configuration.listen else {
+            var st = stat()
+            guard fstat(0, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK else {
+                throw Failure.noSocket("no FastCGI socket on fd 0: start under spawn-fcgi or multiwatch, or pass --listen unix:PATH or --listen HOST:PORT")
+            }
+            return 0
+        }
+        let target: String
+        if listen.hasPrefix("unix:") {
+            target = String(listen.dropFirst(5))
+            unlink(target)
+        } else {
+            target = listen
+        }
+        let fd = FCGX_OpenSocket(target, 1024)
+        guard fd >= 0 else { throw Failure.noSocket("cannot listen on \(listen): \(String(cString: strerror(errno)))") }
+        if listen.hasPrefix("unix:") {
+            // nginx's workers run as another user; guard the socket with its directory's mode.
+            chmod(target, 0o666)
+        }
+        return fd
+    }
+
+    fileprivate func threadMain(_ worker: Worker) {
+        defer { finishedThreads.wrappingIncrement(ordering: .releasing) }
+        var request = FCGX_Request()
+        guard FCGX_InitRequest(&request, listenFD, FCGI_FAIL_ACCEPT_ON_INTR) == 0 else {
+            logger.error("FCGX_InitRequest failed")
+            return
+        }
+        defer { FCGX_Free(&request, 1) }
+        while !stopping.load(ordering: .acquiring) {
+            worker.idle.store(true, ordering: .releasing)
+            let rc = FCGX_Accept_r(&request)
+            worker.idle.store(false, ordering: .releasing)
+            if rc < 0 {
+                if stopping.load(ordering: .acquiring) { break }
+                if errno != EINTR {
+                    logger.warning("accept failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
+                    usleep(10_000)
+                }
+                continue
+            }
+            serve(&request)
+            FCGX_Finish_r(&request)
+        }
+    }
+
+    private func serve(_ raw: inout FCGX_Request) {
+        let request = FastCGIServer.readRequest(&raw, maxBody: configuration.maxBodyBytes)
+        let response = handler(request)
+        FastCGIServer.writeResponse(response, to: raw.out)
+        if response.status.code >= 500 {
+            FCGX_PutS("ryze-events[\(getpid())]: \(request.method) \(request.path) -> \(response.status.code)\n", raw.err)
+        }
+    }
+
+    static func readRequest(_ raw: inout FCGX_Request, maxBody: Int) -> HTTPRequest {
+        let env = raw.envp
+        func param(_ name: String) -> String? {
+            FCGX_GetParam(name, env).map { String(cString: $0) }
+        }
+        let method = param("REQUEST_METHOD") ?? "GET"
+        var path: String
+        var query: String
+        if let uri = param("REQUEST_URI") {
+            (path, query) = HTTPRequest.splitURI(uri)
+        } else {
+            path = param("DOCUMENT_URI") ?? param("SCRIPT_NAME") ?? "/"
+            query = ""
+        }
+        if let q = param("QUERY_STRING") { query = q }
+        var headers = HTTPHeaders()
+        for (cgi, name) in [("HTTP_TOKEN", "token"), ("HTTP_AUTHORIZATION", "authorization"), ("HTTP_ORIGIN", "origin"), ("CONTENT_TYPE", "content-type")] {
+            if let v = param(cgi) { headers[name] = v }
+        }
+        let length = param("CONTENT_LENGTH").flatMap { Int($0) } ?? 0
+        var body: [UInt8] = []
+        var tooLarge = false
+        if length > maxBody {
+            tooLarge = true
+            // Read and drop it: leaving it unread would make nginx see a broken connection.
+            var sink = [UInt8](repeating: 0, count: 64 * 1024)
+            while sink.withUnsafeMutableBytes({ FCGX_GetStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32($0.count), raw.in) }) > 0 {}
+        } else if length > 0 {
+            body = [UInt8](repeating: 0, count: length)
+            var got = 0
+            while got < length {
+                let n = body.withUnsafeMutableBytes {
+                    FCGX_GetStr(($0.baseAddress! + got).assumingMemoryBound(to: CChar.self), Int32(length - got), raw.in)
+                }
+                if n <= 0 { break }
+                got += Int(n)
+            }
+            if got < length { body.removeSubrange(got...) }
+        }
+        return HTTPRequest(method: method, path: path, query: query, headers: headers,
+                           remoteAddress: param("REMOTE_ADDR") ?? "", body: body, bodyTooLarge: tooLarge)
+    }
+
+    static func writeResponse(_ response: HTTPResponse, to out: UnsafeMutablePointer<FCGX_Stream>!) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256 + response.body.count)
+        bytes.append(contentsOf: "Status: \(response.status.code) \(response.status.reason)\r\n".utf8)
+        for (name, value) in response.headers {
+            bytes.append(contentsOf: name.utf8)
+            bytes.append(contentsOf: ": ".utf8)
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(contentsOf: "\r\n".utf8)
+        }
+        if response.status.code != 204 {
+            bytes.append(contentsOf: "Content-Length: \(response.body.count)\r\n".utf8)
+        }
+        bytes.append(contentsOf: "\r\n".utf8)
+        bytes.append(contentsOf: response.body)
+        _ = bytes.withUnsafeBytes { FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32($0.count), out) }
+    }
+}
+
+/// One request thread. `idle` is true while it waits in FCGX_Accept_r, the only place a stop
+/// signal may interrupt it.
+fileprivate final class Worker: @unchecked Sendable {
+    unowned let server: FastCGIServer
+    let index: Int
+    let idle = ManagedAtomic<Bool>(false)
+    var thread = pthread_t()
+
+    init(server: FastCGIServer, index: Int) {
+        self.server = server
+        self.index = index
+    }
+
+    func start() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        pthread_attr_setstacksize(&attr, 1 << 20)
+        let rc = pthread_create(&thread, &attr, { arg in
+            let worker = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
+            worker.server.threadMain(worker)
+            return nil
+        }, box)
+        pthread_attr_destroy(&attr)
+        precondition(rc == 0, "pthread_create failed")
+        // Never detached: the pthread_t stays valid for wake() until the process exits.
+    }
+
+    func wake() { pthread_kill(thread, SIGALRM) }
+}
+
+/// SIGALRM interrupts accept() (no SA_RESTART) and does nothing else.
+private func installWakeHandler() {
+    var action = sigaction()
+    action.__sigaction_handler.sa_handler = { _ in }
+    sigemptyset(&action.sa_mask)
+    action.sa_flags = 0
+    sigaction(SIGALRM, &action, nil)
+}
+
+private func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

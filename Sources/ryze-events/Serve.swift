@@ -1,0 +1,78 @@
+import ArgumentParser
+import Logging
+import RyzeCore
+import RyzeFastCGI
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a FastCGI worker.",
+        discussion: """
+            Without --listen it serves the FastCGI socket handed over on fd 0 (spawn-fcgi, \
+            multiwatch). SIGTERM, SIGINT, SIGQUIT, SIGUSR1 or SIGUSR2 stop it gracefully: it stops \
+            accepting, finishes the requests in flight and exits 0.
+            """
+    )
+
+    @OptionGroup var data: DataDirectory
+
+    @Option(help: ArgumentHelp("Open our own socket: unix:/path.sock or HOST:PORT.", valueName: "address"))
+    var listen: String?
+
+    @Option(help: "Request threads in this process.")
+    var threads: Int = 8
+
+    @Option(name: .customLong("rate-limit"), help: "Requests per minute per token (every endpoint but instance creation).")
+    var rateLimit: Int = 100
+
+    @Option(name: .customLong("create-rate-limit"), help: "POST /api/instance/new per minute per account token.")
+    var createRateLimit: Int = 20
+
+    @Option(name: .customLong("anon-rate-limit"), help: "Requests per minute per client address without a valid token.")
+    var anonRateLimit: Int = 30
+
+    @Option(name: .customLong("rate-table-slots"), help: "Slots of the shared rate-limit table, used when the deployment creates it.")
+    var rateTableSlots: Int = 65536
+
+    @Option(name: .customLong("cors-origin"), help: ArgumentHelp("Allow this browser origin (repeatable).", valueName: "origin"))
+    var corsOrigins: [String] = []
+
+    @Option(name: .customLong("log-file"), help: ArgumentHelp("Append logs here instead of standard error.", valueName: "path"))
+    var logFile: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024") }
+        for (flag, v) in [("--rate-limit", rateLimit), ("--create-rate-limit", createRateLimit), ("--anon-rate-limit", anonRateLimit)] {
+            guard v >= 1 && v <= 60_000 else { throw ValidationError("\(flag) must be between 1 and 60000 per minute") }
+        }
+        guard rateTableSlots >= 64 && rateTableSlots <= 1 << 26 else { throw ValidationError("--rate-table-slots must be between 64 and 67108864") }
+        if let listen, !(listen.hasPrefix("unix:/") || listen.contains(":")) {
+            throw ValidationError("--listen takes unix:/path.sock or HOST:PORT")
+        }
+    }
+
+    func run() throws {
+        do {
+            try LogSetup.bootstrap(file: logFile, level: logLevel)
+            let logger = Logger(label: "ryze.serve")
+            let store = try Store(directory: data.path, logger: Logger(label: "ryze.store"))
+            let table = try SharedRateTable(path: data.path + "/ratelimit.table", capacity: rateTableSlots)
+            let limits = RateLimiter.Limits(perToken: rateLimit, createPerToken: createRateLimit, perAddress: anonRateLimit)
+            let app = Application(
+                store: store,
+                limiter: RateLimiter(table: table, limits: limits),
+                configuration: .init(limits: limits, corsOrigins: Set(corsOrigins)),
+                logger: Logger(label: "ryze.api"))
+            let server = FastCGIServer(
+                configuration: .init(listen: listen, threads: threads),
+                logger: logger,
+                handler: { app.respond(to: $0) })
+            try server.run()
+        } catch {
+            Logger(label: "ryze.serve").critical("cannot serve: \(error)")
+            fail("\(error)")
+        }
+    }
+}

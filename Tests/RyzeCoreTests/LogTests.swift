@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+@testable import RyzeCore
+
+@Suite struct LogTests {
+    static let samples: [LogRecord] = [
+        .accountCreated(name: "acme", token: TokenDigest(of: "t1"), instanceQuota: 7),
+        .instanceCreated(account: "acme", name: "i1", token: TokenDigest(of: "t2"), websocket: nil),
+        .instanceCreated(account: "acme", name: "i2", token: TokenDigest(of: "t3"),
+                         websocket: WebSocketConfig(enabled: true, events: [.groupFlow, .callUpdate], mediaBase64: true)),
+        .websocketSaved(account: "acme", name: "i1", websocket: WebSocketConfig(enabled: false)),
+        .instanceDeleted(account: "acme", name: "i2"),
+        .accountDisabled(name: "acme"),
+    ]
+
+    @Test func recordsRoundTrip() {
+        for r in Self.samples {
+            let bytes = r.encode()
+            #expect(bytes.withUnsafeBytes { LogRecord.decode($0) } == r)
+            // Trailing garbage or truncation is not a record.
+            #expect((bytes + [0]).withUnsafeBytes { LogRecord.decode($0) } == nil)
+            #expect(bytes.dropLast().withUnsafeBytes { LogRecord.decode($0) } == nil)
+        }
+    }
+
+    @Test func crc32cKnownValue() {
+        // The standard check value of CRC-32C.
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        let long = [UInt8](repeating: 0xAB, count: 1000)
+        var bytewise: UInt32 = 0xFFFF_FFFF
+        for b in long {
+            bytewise ^= UInt32(b)
+            for _ in 0..<8 { bytewise = (bytewise & 1) != 0 ? (bytewise >> 1) ^ 0x82F6_3B78 : bytewise >> 1 }
+        }
+        #expect(CRC32C.checksum(long) == ~bytewise)
+    }
+
+    func writeLog(_ path: String, _ records: [LogRecord], tail: [UInt8] = []) throws {
+        var bytes = LogFormat.header()
+        for r in records { bytes += LogFormat.frame(r) }
+        bytes += tail
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    func scan(_ path: String) throws -> (LogFormat.ScanResult, [LogRecord]) {
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        var seen: [LogRecord] = []
+        let r = try LogFormat.scan(fd: fd, from: LogFormat.headerSize, chunk: 64) { rec, _, _ in seen.append(rec) }
+        return (r, seen)
+    }
+
+    @Test func scanCleanIncompleteDamaged() throws {
+        let dir = TempDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let path = dir.path + "/events.log"
+        try writeLog(path, Self.samples)
+        let (clean, seen) = try scan(path)
+        #expect(clean.stop == .clean)
+        #expect(seen == Self.samples)
+
+        let torn = Array(LogFormat.frame(Self.samples[0]).prefix(10))
+        try writeLog(path, Self.samples, tail: torn)
+        #expect(try scan(path).0.stop == .incomplete)
+        #expect(try scan(path).1 == Self.samples)
+
+        var bad = LogFormat.frame(Self.samples[0])
+        bad[bad.count - 1] ^= 0xFF
+        try writeLog(path, Self.samples, tail: bad)
+        #expect(try scan(path).0.stop == .damaged(reason: "checksum mismatch"))
+    }
+
+    @Test func storeReplaysAndSharesAcrossInstances() throws {
+        let dir = TempDirectory()
+        let a = try Store(directory: dir.path)
+        let b = try Store(directory: dir.path)   // a second "process": its own fds and lock
+        try a.write { _ in (Self.samples[0], ()) }
+        try b.refresh()
+        #expect(b.read { $0.accounts["acme"]?.instanceQuota } == 7)
+        try b.write { _ in (Self.samples[1], ()) }
+        try a.refresh()
+        #expect(a.read { $0.instance(account: "acme", name: "i1") } != nil)
+        let c = try Store(directory: dir.path)
+        #expect(c.read { $0.instances.count } == 1)
+        let mode = try FileManager.default.attributesOfItem(atPath: dir.path + "/events.log")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let dirMode = try FileManager.default.attributesOfItem(atPath: dir.path)[.posixPermissions] as? Int
+        #expect(dirMode == 0o700)
+    }
+
+    @Test func tornTailIsCutAtOpen() throws {
+        let dir = TempDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let path = dir.path + "/" + Store.logName
+        try writeLog(path, Array(Self.samples.prefix(3)), tail: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+        let store = try Store(directory: dir.path)
+        #expect(store.read { $0.instances.count } == 2)
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int
+        #expect(size == store.stats.bytes)
+        // And appends after the valid prefix.
+        try store.write { _ in (Self.samples[3], ()) }
+        #expect(try scan(path).0.stop == .clean)
+    }
+
+    @Test func damageInTheMiddleRefusesToOpen() throws {
+        let dir = TempDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let path = dir.path + "/" + Store.logName
+        var bytes = LogFormat.header()
+        bytes += LogFormat.frame(Self.samples[0])
+        let damagedAt = bytes.count
+        var f = LogFormat.frame(Self.samples[1])
+        f[12] ^= 0x55
+        bytes += f + LogFormat.frame(Self.samples[2])
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(throws: StoreError.damaged(path: path, offset: damagedAt, reason: "checksum mismatch")) {
+            _ = try Store(directory: dir.path)
+        }
+    }
+
+    @Test func compactionKeepsStateAndOthersFollow() throws {
+        let dir = TempDirectory()
+        let a = try Store(directory: dir.path)
+        let b = try Store(directory: dir.path)
+        for r in Self.samples.prefix(4) { try a.write { _ in (r, ()) } }
+        for _ in 0..<20 {
+            try a.write { _ in (LogRecord.websocketSaved(account: "acme", name: "i1", websocket: WebSocketConfig(enabled: true)), ()) }
+        }
+        let before = a.read { $0.liveRecords }
+        let result = try a.compact()
+        #expect(result.recordsAfter == before.count)
+        #expect(result.bytesAfter < result.bytesBefore)
+        #expect(a.read { $0.liveRecords } == before)
+        try b.refresh()
+        #expect(b.read { $0.liveRecords } == before)
+        try b.write { _ in (LogRecord.instanceDeleted(account: "acme", name: "i1"), ()) }
+        try a.refresh()
+        #expect(a.read { $0.instance(account: "acme", name: "i1") } == nil)
+        #expect(a.read { $0.instances.count } == 1)
+    }
+
+    @Test func refusedWriteAppendsNothing() throws {
+        let dir = TempDirectory()
+        let s = try Store(directory: dir.path)
+        let bytes = s.stats.bytes
+        #expect(throws: TestFailure.self) { try s.write { _ -> (LogRecord?, Void) in throw TestFailure("no") } }
+        try s.write { _ in (nil, ()) }
+        #expect(s.stats.bytes == bytes)
+    }
+}

@@ -1,0 +1,51 @@
+import Testing
+@testable import RyzeCore
+
+@Suite struct WebSocketConfigTests {
+    func parse(_ text: String) -> WebSocketConfig? {
+        guard let v = try? JSONParser.parse(text) else { return nil }
+        return WebSocketConfig.parse(body: v)
+    }
+
+    @Test(arguments: [
+        "null", "[]", "\"x\"", "1", "{}", #"{"enabled":null}"#, #"{"enabled":"true"}"#, #"{"enabled":1}"#,
+        #"{"enabled":true,"events":"message.exchange"}"#, #"{"enabled":true,"events":[1]}"#,
+        #"{"enabled":true,"events":["message.unknown"]}"#, #"{"enabled":true,"events":null}"#,
+        #"{"enabled":true,"mediaBase64":"yes"}"#, #"{"enabled":true,"mediaBase64":null}"#,
+        #"{"enabled":true,"events":["MESSAGE.EXCHANGE"]}"#, #"{"enabled":true,"events":[null]}"#,
+    ])
+    func invalidBodies(_ text: String) {
+        #expect(parse(text) == nil)
+    }
+
+    @Test func defaultsAndDedupe() {
+        #expect(parse(#"{"enabled":true}"#) == WebSocketConfig(enabled: true, events: [], mediaBase64: false))
+        let c = parse(#"{"enabled":true,"events":["call.update","message.exchange","call.update"],"mediaBase64":true,"other":1}"#)
+        #expect(c?.events == [.callUpdate, .messageExchange])
+        #expect(c?.mediaBase64 == true)
+    }
+
+    @Test func disabledCarriesNothing() {
+        let c = parse(#"{"enabled":false,"events":["call.update"],"mediaBase64":true}"#)
+        #expect(c == WebSocketConfig(enabled: false, events: [], mediaBase64: false))
+        #expect(c?.events == [])
+        #expect(c?.mediaBase64 == false)
+    }
+
+    @Test func allSixNames() {
+        #expect(EventType.allCases.map(\.name) == ["message.exchange", "message.status", "call.update", "group.flow", "instance.state", "label.update"])
+    }
+
+    @Test func nameRules() {
+        #expect(Names.isValidInstanceName("a_B-9"))
+        #expect(!Names.isValidInstanceName(""))
+        #expect(!Names.isValidInstanceName("a b"))
+        #expect(!Names.isValidInstanceName("é"))
+        #expect(Names.isValidInstanceName(String(repeating: "a", count: 100)))
+        #expect(!Names.isValidInstanceName(String(repeating: "a", count: 101)))
+        #expect(Names.isValidChosenToken(String(repeating: "x", count: 16)))
+        #expect(!Names.isValidChosenToken(String(repeating: "x", count: 15)))
+        #expect(!Names.isValidChosenToken(String(repeating: "x", count: 257)))
+        #expect(!Names.isValidChosenToken("has a space in it!!"))
+    }
+}

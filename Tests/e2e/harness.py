@@ -1,0 +1,186 @@
+"""A real deployment for end-to-end tests: the ryze-events binary as spawn-fcgi (or multiwatch)
+worker processes behind a real nginx on a free loopback port, driven over HTTP."""
+import http.client
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "deploy" / "nginx-local.conf.template"
+
+
+def binary():
+    b = os.environ.get("RYZE_BIN")
+    if b:
+        return b
+    out = subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.strip() + "/ryze-events"
+
+
+BIN = binary()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    @property
+    def message(self):
+        j = self.json or {}
+        if j.get("success") is False:
+            return j["error"]["message"]
+        return j.get("message")
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:200]!r}>"
+
+
+class Deployment:
+    def __init__(self, workers=2, threads=4, args=(), supervisor="spawn-fcgi", nginx_workers=2):
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="ryze-e2e-"))
+        os.chmod(self.dir, 0o755)   # nginx's workers (nobody) must reach the socket
+        self.data = self.dir / "data"
+        self.sock = self.dir / "ryze.sock"
+        self.log = self.dir / "worker.log"
+        self.port = free_port()
+        self.workers = workers
+        self.threads = threads
+        self.args = list(args)
+        self.supervisor = supervisor
+        self.nginx_workers = nginx_workers
+        self.nginx = None
+        self.multiwatch = None
+
+    # --- processes -------------------------------------------------------------------------
+    def serve_command(self):
+        return [BIN, "serve", "--data-dir", str(self.data), "--threads", str(self.threads),
+                "--log-file", str(self.log), *self.args]
+
+    def start(self):
+        self.start_workers()
+        self.start_nginx()
+        return self
+
+    def start_workers(self):
+        if self.supervisor == "multiwatch":
+            self.multiwatch = subprocess.Popen(
+                ["spawn-fcgi", "-n", "-s", str(self.sock), "-M", "0666", "--",
+                 shutil.which("multiwatch"), "-f", str(self.workers), "--", *self.serve_command()],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            subprocess.run(["spawn-fcgi", "-s", str(self.sock), "-M", "0666", "-F", str(self.workers), "--",
+                            *self.serve_command()], check=True, stdout=subprocess.DEVNULL)
+        self.wait_for(lambda: len(self.worker_pids()) == self.workers and self.sock.exists(), "workers to start")
+
+    def worker_pids(self):
+        out = subprocess.run(["pgrep", "-f", f"^{BIN} serve --data-dir {self.data} "], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def stop_workers(self, sig=signal.SIGTERM, timeout=10):
+        if self.multiwatch:
+            self.multiwatch.send_signal(signal.SIGTERM)
+            self.multiwatch.wait(timeout)
+            self.multiwatch = None
+        for pid in self.worker_pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        self.wait_for(lambda: not self.worker_pids(), "workers to stop", timeout)
+
+    def restart_workers(self):
+        self.stop_workers()
+        self.start_workers()
+
+    def start_nginx(self):
+        conf = TEMPLATE.read_text()
+        for k, v in {"@RUN_DIR@": str(self.dir), "@PORT@": str(self.port), "@SOCKET@": str(self.sock),
+                     "@WORKERS@": str(self.nginx_workers)}.items():
+            conf = conf.replace(k, v)
+        (self.dir / "nginx.conf").write_text(conf)
+        self.nginx = subprocess.Popen(["nginx", "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir), "-g", "daemon off;"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        self.wait_for(up, "nginx to listen")
+
+    def close(self):
+        if self.nginx:
+            self.nginx.terminate()
+            self.nginx.wait(10)
+        try:
+            self.stop_workers()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @staticmethod
+    def wait_for(cond, what, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if cond():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    # --- CLI and HTTP ----------------------------------------------------------------------
+    def cli(self, *args, check=True):
+        r = subprocess.run([BIN, *args, "--data-dir", str(self.data)], capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{args} failed: {r.stderr}")
+        return r
+
+    def account(self, name, quota=None, token=None):
+        args = ["account", "create", "--name", name]
+        if quota is not None:
+            args += ["--instance-quota", str(quota)]
+        if token is not None:
+            args += ["--token", token]
+        out = self.cli(*args).stdout
+        assert out.count("\n") == 1, out
+        return out.strip()
+
+    def request(self, method, path, token=None, headers=None, body=None, auth=None):
+        h = dict(headers or {})
+        if token is not None:
+            h["token"] = token
+        if auth is not None:
+            h["Authorization"] = auth
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            return Response(r.status, r.getheaders(), r.read())
+        finally:
+            conn.close()
+
+    def create_instance(self, account_token, name, **fields):
+        r = self.request("POST", "/api/instance/new", token=account_token, body={"name": name, **fields})
+        assert r.status == 201, r
+        return r.json["instance"]["token"]

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the system packages ryze-events needs to build, run and test, if any is missing.
+# Debian/Ubuntu, as root (or through sudo). Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+packages=(libfcgi-dev pkg-config nginx spawn-fcgi multiwatch curl wrk valgrind)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import pytest' 2>/dev/null; then
+    echo "installing pytest"
+    python3 -m pip install -q pytest || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pytest >/dev/null; }
+fi
+
+command -v swift >/dev/null 2>&1 || { echo "swift is not on PATH: install the Swift 6 toolchain first" >&2; exit 1; }

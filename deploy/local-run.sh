@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# One command to a working local deployment: installs what is missing, builds a release binary,
+# starts WORKERS ryze-events workers (spawn-fcgi + multiwatch, which restarts any that dies) and
+# nginx on 127.0.0.1:PORT, creates an account and prints its token.
+#
+#   deploy/local-run.sh          start (or restart) the deployment
+#   deploy/local-run.sh stop     stop it
+#   deploy/local-run.sh status   show what runs
+#
+# Environment: PORT (8080), WORKERS (2), THREADS (8), RYZE_DATA_DIR (./data),
+# RYZE_RUN_DIR (/tmp/ryze-events-local: sockets, pids, logs; nginx's user must reach it).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PORT=${PORT:-8080}
+WORKERS=${WORKERS:-2}
+THREADS=${THREADS:-8}
+DATA_DIR=${RYZE_DATA_DIR:-$ROOT/data}
+RUN_DIR=${RYZE_RUN_DIR:-/tmp/ryze-events-local}
+SOCKET=$RUN_DIR/ryze-events.sock
+
+stop() {
+    if [ -f "$RUN_DIR/nginx.pid" ]; then
+        nginx -c "$RUN_DIR/nginx.conf" -p "$RUN_DIR" -s quit 2>/dev/null || true
+    fi
+    if [ -f "$RUN_DIR/multiwatch.pid" ]; then
+        kill -TERM "$(cat "$RUN_DIR/multiwatch.pid")" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$(cat "$RUN_DIR/multiwatch.pid")" 2>/dev/null || break; sleep 0.1; done
+        rm -f "$RUN_DIR/multiwatch.pid"
+    fi
+    rm -f "$SOCKET"
+}
+
+case "${1:-start}" in
+stop)
+    stop
+    echo "stopped"
+    exit 0
+    ;;
+status)
+    pgrep -a -f "ryze-events serve --data-dir $DATA_DIR" || echo "no workers"
+    [ -f "$RUN_DIR/nginx.pid" ] && echo "nginx pid $(cat "$RUN_DIR/nginx.pid")" || echo "no nginx"
+    exit 0
+    ;;
+start) ;;
+*)
+    echo "usage: $0 [start|stop|status]" >&2
+    exit 2
+    ;;
+esac
+
+deploy/install-deps.sh
+echo "building release binary..."
+swift build -c release --product ryze-events 2>&1 | tail -n 1
+BIN=$(swift build -c release --show-bin-path)/ryze-events
+
+stop
+mkdir -p "$RUN_DIR"
+chmod 0755 "$RUN_DIR"
+
+spawn-fcgi -s "$SOCKET" -M 0666 -P "$RUN_DIR/multiwatch.pid" -- \
+    "$(command -v multiwatch)" -f "$WORKERS" -- \
+    "$BIN" serve --data-dir "$DATA_DIR" --threads "$THREADS" --log-file "$RUN_DIR/ryze-events.log" >/dev/null
+
+sed -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@PORT@|$PORT|g" -e "s|@SOCKET@|$SOCKET|g" -e "s|@WORKERS@|2|g" \
+    deploy/nginx-local.conf.template >"$RUN_DIR/nginx.conf"
+nginx -c "$RUN_DIR/nginx.conf" -p "$RUN_DIR"
+
+for _ in $(seq 50); do
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break
+    sleep 0.1
+done
+
+name=local
+if "$BIN" account list --data-dir "$DATA_DIR" | cut -f1 | grep -qx local; then name="local-$(date +%s)"; fi
+TOKEN=$("$BIN" account create --data-dir "$DATA_DIR" --name "$name")
+
+cat <<MSG
+
+ryze-events is running on http://127.0.0.1:$PORT ($WORKERS workers x $THREADS threads, data in $DATA_DIR)
+account "$name", token (shown once, keep it):
+
+    $TOKEN
+
+try:
+    curl -s -X POST http://127.0.0.1:$PORT/api/instance/new -H 'token: $TOKEN' -d '{"name":"demo","websocketEnabled":true}'
+    curl -s http://127.0.0.1:$PORT/api/events/getWebsocket/demo -H 'token: $TOKEN'
+
+logs: $RUN_DIR/ryze-events.log and $RUN_DIR/nginx-error.log
+stop: deploy/local-run.sh stop
+MSG
