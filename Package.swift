@@ -49,6 +49,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Micro-benchmarks for bench/run.sh: limiter cost, in-process request cost, log replay.
+        .executableTarget(
+            name: "ryze-bench",
+            dependencies: ["RyzeCore"]
+        ),
         .testTarget(
             name: "RyzeCoreTests",
             dependencies: ["RyzeCore"]

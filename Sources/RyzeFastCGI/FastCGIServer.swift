@@ -16,12 +16,20 @@ public final class FastCGIServer: @unchecked Sendable {
         public var maxBodyBytes: Int
         /// How long in-flight requests may take to finish after a stop signal.
         public var shutdownGraceSeconds: Double
+        /// Exit cleanly after this many requests, for the supervisor to replace the process.
+        public var maxRequests: Int?
+        /// Longest wait for any read from nginx (parameters, body, the next request on a kept
+        /// connection); libfcgi has no timeout of its own. nil: wait forever.
+        public var readTimeoutSeconds: Double?
 
-        public init(listen: String? = nil, threads: Int = 8, maxBodyBytes: Int = 64 * 1024, shutdownGraceSeconds: Double = 30) {
+        public init(listen: String? = nil, threads: Int = 8, maxBodyBytes: Int = 64 * 1024, shutdownGraceSeconds: Double = 30,
+                    maxRequests: Int? = nil, readTimeoutSeconds: Double? = nil) {
             self.listen = listen
             self.threads = threads
             self.maxBodyBytes = maxBodyBytes
             self.shutdownGraceSeconds = shutdownGraceSeconds
+            self.maxRequests = maxRequests
+            self.readTimeoutSeconds = readTimeoutSeconds
         }
     }
 
@@ -35,14 +43,20 @@ public final class FastCGIServer: @unchecked Sendable {
     let configuration: Configuration
     let handler: @Sendable (HTTPRequest) -> HTTPResponse
     let logger: Logger
+    let accessLogger: Logger
+    public let statistics: WorkerStatistics
     private var listenFD: Int32 = 0
+    private var listenIsInet = false
     private let stopping = ManagedAtomic<Bool>(false)
     private let finishedThreads = ManagedAtomic<Int>(0)
     fileprivate var workers: [Worker] = []
 
-    public init(configuration: Configuration, logger: Logger, handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) {
+    public init(configuration: Configuration, logger: Logger, statistics: WorkerStatistics? = nil,
+                handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) {
         self.configuration = configuration
         self.logger = logger
+        self.accessLogger = Logger(label: "ryze.access")
+        self.statistics = statistics ?? WorkerStatistics(threads: configuration.threads)
         self.handler = handler
     }
 
@@ -60,6 +74,10 @@ public final class FastCGIServer: @unchecked Sendable {
 
         guard FCGX_Init() == 0 else { throw Failure.noSocket("FCGX_Init failed") }
         listenFD = try openListenSocket()
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(listenFD, $0, &length) } }
+        listenIsInet = address.ss_family == sa_family_t(AF_INET) || address.ss_family == sa_family_t(AF_INET6)
 
         for index in 0..<max(1, configuration.threads) {
             let worker = Worker(server: self, index: index)
@@ -73,7 +91,7 @@ public final class FastCGIServer: @unchecked Sendable {
             let sig = sigtimedwait(&set, nil, &timeout)
             if sig == SIGHUP { continue }
             if sig > 0 {
-                logger.info("stopping", metadata: ["signal": "\(sig)"])
+                logger.info("stopping", metadata: ["signal": "\(sig)", "requests_served": "\(statistics.requestsServed)"])
                 break
             }
             if finishedThreads.load(ordering: .acquiring) == workers.count { break }
@@ -84,7 +102,6 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Stop accepting, wake the threads blocked in accept(), wait for the busy ones.
     private func stop() {
         stopping.store(true, ordering: .releasing)
-        FCGX_ShutdownPending()
         let deadline = monotonicSeconds() + configuration.shutdownGraceSeconds
         while finishedThreads.load(ordering: .acquiring) < workers.count && monotonicSeconds() < deadline {
             // Repeated: a thread may be just about to enter accept() when the first signal lands.
@@ -123,38 +140,92 @@ public final class FastCGIServer: @unchecked Sendable {
     fileprivate func threadMain(_ worker: Worker) {
         defer { finishedThreads.wrappingIncrement(ordering: .releasing) }
         var request = FCGX_Request()
-        guard FCGX_InitRequest(&request, listenFD, FCGI_FAIL_ACCEPT_ON_INTR) == 0 else {
+        // No listen socket for libfcgi: this loop accepts, so that it can put a read timeout on
+        // each connection and be woken from accept() on stop. libfcgi reads from the fd we hand it
+        // in ipcFd, and returns an error instead of accepting by itself after a broken request.
+        guard FCGX_InitRequest(&request, -1, 0) == 0 else {
             logger.error("FCGX_InitRequest failed")
             return
         }
         defer { FCGX_Free(&request, 1) }
         while !stopping.load(ordering: .acquiring) {
-            worker.idle.store(true, ordering: .releasing)
+            if request.ipcFd < 0 {
+                // Only accept() is interrupted on stop: a request already on its way is served.
+                worker.idle.store(true, ordering: .releasing)
+                let fd = stopping.load(ordering: .acquiring) ? -1 : acceptConnection()
+                worker.idle.store(false, ordering: .releasing)
+                if fd < 0 { continue }
+                request.ipcFd = fd
+                // FCGX_Accept_r starts by finishing the previous request, which closes ipcFd
+                // unless the connection is marked kept; the begin record then sets the real flag.
+                request.keepConnection = 1
+            }
             let rc = FCGX_Accept_r(&request)
-            worker.idle.store(false, ordering: .releasing)
             if rc < 0 {
-                if stopping.load(ordering: .acquiring) { break }
-                if errno != EINTR {
-                    logger.warning("accept failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
-                    usleep(10_000)
-                }
+                // A peer that sent no complete request in time, or broke the protocol; libfcgi
+                // has closed its connection.
                 continue
             }
+            statistics.requestStarted()
             serve(&request)
             FCGX_Finish_r(&request)
+            let served = statistics.requestFinished()
+            if let max = configuration.maxRequests, served >= max {
+                if served == max {
+                    logger.info("reached --max-requests, exiting for the supervisor to replace this worker", metadata: ["requests_served": "\(served)"])
+                    kill(getpid(), SIGTERM)   // picked up by run()'s sigtimedwait like an operator's stop
+                }
+                break
+            }
         }
     }
 
+    /// One connection from the listen socket, or -1 (interrupted by a stop, or a passing error).
+    private func acceptConnection() -> Int32 {
+        let fd = accept(listenFD, nil, nil)
+        if fd < 0 {
+            switch errno {
+            case EINTR, EAGAIN, ECONNABORTED, EPROTO: break
+            default:
+                logger.warning("accept failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
+                usleep(10_000)
+            }
+            return -1
+        }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        if let seconds = configuration.readTimeoutSeconds {
+            var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+        if listenIsInet {
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        return fd
+    }
+
     private func serve(_ raw: inout FCGX_Request) {
-        let request = FastCGIServer.readRequest(&raw, maxBody: configuration.maxBodyBytes)
+        let started = monotonicSeconds()
+        guard let request = FastCGIServer.readRequest(&raw, maxBody: configuration.maxBodyBytes) else {
+            logger.warning("request body did not arrive in time; connection dropped")
+            FCGX_SetExitStatus(1, raw.out)
+            return
+        }
         let response = handler(request)
         FastCGIServer.writeResponse(response, to: raw.out)
         if response.status.code >= 500 {
             FCGX_PutS("ryze-events[\(getpid())]: \(request.method) \(request.path) -> \(response.status.code)\n", raw.err)
         }
+        if accessLogger.logLevel <= .info {
+            // The path only: a token may travel in the query string.
+            let micros = Int((monotonicSeconds() - started) * 1_000_000)
+            accessLogger.info("\(request.method) \(request.path) \(response.status.code)", metadata: ["duration_us": "\(micros)"])
+        }
     }
 
-    static func readRequest(_ raw: inout FCGX_Request, maxBody: Int) -> HTTPRequest {
+    /// nil when the declared body did not arrive (the read timed out or the peer went away).
+    static func readRequest(_ raw: inout FCGX_Request, maxBody: Int) -> HTTPRequest? {
         let env = raw.envp
         func param(_ name: String) -> String? {
             FCGX_GetParam(name, env).map { String(cString: $0) }
@@ -191,7 +262,7 @@ public final class FastCGIServer: @unchecked Sendable {
                 if n <= 0 { break }
                 got += Int(n)
             }
-            if got < length { body.removeSubrange(got...) }
+            if got < length { return nil }
         }
         return HTTPRequest(method: method, path: path, query: query, headers: headers,
                            remoteAddress: param("REMOTE_ADDR") ?? "", body: body, bodyTooLarge: tooLarge)
@@ -216,7 +287,7 @@ public final class FastCGIServer: @unchecked Sendable {
     }
 }
 
-/// One request thread. `idle` is true while it waits in FCGX_Accept_r, the only place a stop
+/// One request thread. `idle` is true while it waits in accept(), the only place a stop
 /// signal may interrupt it.
 fileprivate final class Worker: @unchecked Sendable {
     unowned let server: FastCGIServer

@@ -36,6 +36,15 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("cors-origin"), help: ArgumentHelp("Allow this browser origin (repeatable).", valueName: "origin"))
     var corsOrigins: [String] = []
 
+    @Option(name: .customLong("max-requests"), help: "Exit cleanly after this many requests, for the supervisor to start a fresh worker (0: never).")
+    var maxRequests: Int = 0
+
+    @Option(name: .customLong("read-timeout"), help: ArgumentHelp("Drop a FastCGI connection whose request does not arrive within this many seconds (0: never).", valueName: "seconds"))
+    var readTimeout: Double = 30
+
+    @Option(name: .customLong("status-path"), help: ArgumentHelp("Serve this worker's status at this path (JSON; ?format=prometheus for Prometheus text). Off by default.", valueName: "path"))
+    var statusPath: String?
+
     @Option(name: .customLong("log-file"), help: ArgumentHelp("Append logs here instead of standard error.", valueName: "path"))
     var logFile: String?
 
@@ -48,6 +57,9 @@ struct Serve: ParsableCommand {
             guard v >= 1 && v <= 60_000 else { throw ValidationError("\(flag) must be between 1 and 60000 per minute") }
         }
         guard rateTableSlots >= 64 && rateTableSlots <= 1 << 26 else { throw ValidationError("--rate-table-slots must be between 64 and 67108864") }
+        guard maxRequests >= 0 else { throw ValidationError("--max-requests must be 0 or more") }
+        guard readTimeout >= 0 && readTimeout <= 86_400 else { throw ValidationError("--read-timeout must be between 0 and 86400 seconds") }
+        if let statusPath, !statusPath.hasPrefix("/") { throw ValidationError("--status-path must start with /") }
         if let listen, !(listen.hasPrefix("unix:/") || listen.contains(":")) {
             throw ValidationError("--listen takes unix:/path.sock or HOST:PORT")
         }
@@ -60,14 +72,18 @@ struct Serve: ParsableCommand {
             let store = try Store(directory: data.path, logger: Logger(label: "ryze.store"))
             let table = try SharedRateTable(path: data.path + "/ratelimit.table", capacity: rateTableSlots)
             let limits = RateLimiter.Limits(perToken: rateLimit, createPerToken: createRateLimit, perAddress: anonRateLimit)
+            let statistics = WorkerStatistics(threads: threads)
             let app = Application(
                 store: store,
                 limiter: RateLimiter(table: table, limits: limits),
-                configuration: .init(limits: limits, corsOrigins: Set(corsOrigins)),
+                configuration: .init(limits: limits, corsOrigins: Set(corsOrigins), statusPath: statusPath),
+                statistics: statistics,
                 logger: Logger(label: "ryze.api"))
             let server = FastCGIServer(
-                configuration: .init(listen: listen, threads: threads),
+                configuration: .init(listen: listen, threads: threads, maxRequests: maxRequests > 0 ? maxRequests : nil,
+                                     readTimeoutSeconds: readTimeout > 0 ? readTimeout : nil),
                 logger: logger,
+                statistics: statistics,
                 handler: { app.respond(to: $0) })
             try server.run()
         } catch {

@@ -8,11 +8,15 @@ public final class Application: Sendable {
         public var corsOrigins: Set<String>
         /// Bodies above this are refused with 413 (SPEC §4).
         public var maxBodyBytes: Int
+        /// Where GET answers with the worker's status page; nil turns it off.
+        public var statusPath: String?
 
-        public init(limits: RateLimiter.Limits = .init(), corsOrigins: Set<String> = [], maxBodyBytes: Int = 64 * 1024) {
+        public init(limits: RateLimiter.Limits = .init(), corsOrigins: Set<String> = [], maxBodyBytes: Int = 64 * 1024,
+                    statusPath: String? = nil) {
             self.limits = limits
             self.corsOrigins = corsOrigins
             self.maxBodyBytes = maxBodyBytes
+            self.statusPath = statusPath
         }
     }
 
@@ -32,11 +36,14 @@ public final class Application: Sendable {
     public let configuration: Configuration
     let logger: Logger
     let router: Router<Endpoint>
+    let workerStatistics: WorkerStatistics?
 
-    public init(store: Store, limiter: RateLimiter, configuration: Configuration, logger: Logger = Logger(label: "ryze.api")) {
+    public init(store: Store, limiter: RateLimiter, configuration: Configuration, statistics: WorkerStatistics? = nil,
+                logger: Logger = Logger(label: "ryze.api")) {
         self.store = store
         self.limiter = limiter
         self.configuration = configuration
+        self.workerStatistics = statistics
         self.logger = logger
         var r = Router<Endpoint>()
         r.add("GET", "/api/events/getWebsocket/:instance", Endpoint(access: .accountOrInstance, isCreate: false) { $0.getWebSocket($1) })
@@ -48,6 +55,10 @@ public final class Application: Sendable {
     }
 
     public func respond(to request: HTTPRequest) -> HTTPResponse {
+        if let statusPath = configuration.statusPath, request.path == statusPath, request.method == "GET" {
+            try? store.refresh()
+            return statusPage(request)
+        }
         var storeError: StoreError?
         do { try store.refresh() } catch {
             storeError = error

@@ -1,0 +1,114 @@
+// In-process micro-benchmarks of the pieces under the request path, and of log replay.
+// bench/run.sh builds this in release and prints its figures next to the wrk runs.
+import Foundation
+import RyzeCore
+
+func nowNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Runs `body` `n` times and returns nanoseconds per call.
+@inline(never)
+func measure(_ n: Int, _ body: () -> Void) -> Double {
+    for _ in 0..<min(n / 10, 10_000) { body() }
+    let start = nowNanos()
+    for _ in 0..<n { body() }
+    return Double(nowNanos() - start) / Double(n)
+}
+
+func peakRSSMiB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
+
+func tempDir() -> String {
+    let path = NSTemporaryDirectory() + "ryze-bench-" + UUID().uuidString
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func limiter() throws {
+    let dir = tempDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let table = try SharedRateTable(path: dir + "/rl", capacity: 65536)
+    let rule = GCRA(limit: 60_000)
+    let key = table.key(digest: TokenDigest(of: "bench"), bucket: 1)
+    var t: UInt64 = 1_800_000_000_000
+    let gcra = measure(10_000_000) { t &+= 1; _ = rule.decide(tat: t, now: t) }
+    let one = measure(5_000_000) { t &+= 1; _ = table.consume(key: key, rule: rule, now: t) }
+    let keys = (0..<10_000).map { table.key(digest: TokenDigest(of: "k\($0)"), bucket: 1) }
+    var i = 0
+    let many = measure(5_000_000) { i = (i + 1) % keys.count; t &+= 1; _ = table.consume(key: keys[i], rule: rule, now: t) }
+    let digest = measure(1_000_000) { _ = TokenDigest(of: "Dg6iVjF704rGBDVIr8TGRZCAdWDkApWZEtWsO0AZNm0") }
+    print(String(format: "limiter: GCRA decision %.1f ns; shared-table consume, one key %.1f ns, 10k keys %.1f ns; token SHA-256 %.1f ns", gcra, one, many, digest))
+}
+
+func request() throws {
+    let dir = tempDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let store = try Store(directory: dir)
+    let token = "bench-account-token-0123456789"
+    try store.write { _ in (LogRecord.accountCreated(name: "bench", token: TokenDigest(of: token), instanceQuota: 0), ()) }
+    try store.write { _ in (LogRecord.instanceCreated(account: "bench", name: "shop", token: TokenDigest(of: "i-" + token),
+                                                      websocket: WebSocketConfig(enabled: true, events: [.messageExchange, .callUpdate])), ()) }
+    let limits = RateLimiter.Limits(perToken: 60_000, createPerToken: 60_000, perAddress: 60_000)
+    let app = Application(store: store, limiter: RateLimiter(table: try SharedRateTable(path: dir + "/rl", capacity: 65536), limits: limits),
+                          configuration: .init(limits: limits))
+    let req = HTTPRequest(method: "GET", path: "/api/events/getWebsocket/shop", headers: HTTPHeaders([("token", token)]), remoteAddress: "127.0.0.1")
+    precondition(app.respond(to: req).status.code == 200)
+    let get = measure(1_000_000) { _ = app.respond(to: req) }
+    print(String(format: "request: GET getWebsocket through routing, auth, rate limit, store and JSON: %.0f ns (in process, no FastCGI)", get))
+}
+
+/// Writes a log of `instances` instances with `updates` configuration saves each, in a fresh
+/// directory, and prints the directory.
+func makeLog(instances: Int, updates: Int) throws {
+    let dir = tempDir()
+    var bytes = LogFormat.header()
+    bytes += LogFormat.frame(.accountCreated(name: "bench", token: TokenDigest(of: "bench"), instanceQuota: 0))
+    let fd = open(dir + "/" + Store.logName, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    func flush() {
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        bytes.removeAll(keepingCapacity: true)
+    }
+    for i in 0..<instances {
+        let name = "instance-\(i)"
+        bytes += LogFormat.frame(.instanceCreated(account: "bench", name: name, token: TokenDigest(of: name), websocket: nil))
+        for u in 0..<(updates - 1) {
+            bytes += LogFormat.frame(.websocketSaved(account: "bench", name: name,
+                                                     websocket: WebSocketConfig(enabled: u % 2 == 0, events: [.callUpdate, .groupFlow])))
+        }
+        if bytes.count > 1 << 20 { flush() }
+    }
+    flush()
+    close(fd)
+    print(dir)
+}
+
+func replay(dir: String) throws {
+    let start = nowNanos()
+    let store = try Store(directory: dir)
+    let seconds = Double(nowNanos() - start) / 1e9
+    let s = store.stats
+    print(String(format: "replay: %d records (%.1f MB) in %.2f s = %.0f records/s; peak RSS %.1f MiB; %d instances",
+                 s.records, Double(s.bytes) / 1e6, seconds, Double(s.records) / seconds, peakRSSMiB(), s.instances))
+}
+
+let args = CommandLine.arguments.dropFirst()
+do {
+    switch args.first {
+    case "limiter": try limiter()
+    case "request": try request()
+    case "make-log": try makeLog(instances: Int(args.dropFirst().first ?? "") ?? 100_000, updates: Int(args.dropFirst(2).first ?? "") ?? 10)
+    case "replay": try replay(dir: String(args.dropFirst().first!))
+    default:
+        FileHandle.standardError.write(Data("usage: ryze-bench limiter | request | make-log [INSTANCES] [UPDATES] | replay DIR\n".utf8))
+        exit(2)
+    }
+} catch {
+    FileHandle.standardError.write(Data("ryze-bench: \(error)\n".utf8))
+    exit(1)
+}
