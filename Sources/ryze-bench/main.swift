@@ -34,14 +34,16 @@ func limiter() throws {
     let dir = tempDir()
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let table = try SharedRateTable(path: dir + "/rl", capacity: 65536)
-    let rule = GCRA(limit: 60_000)
+    // 6M/min: one request per 10 µs, and the clock below moves 10 µs per call, so every call is
+    // an admitted request that swaps its slot: the costly path.
+    let rule = GCRA(limit: 6_000_000)
     let key = table.key(digest: TokenDigest(of: "bench"), bucket: 1)
-    var t: UInt64 = 1_800_000_000_000
-    let gcra = measure(10_000_000) { t &+= 1; _ = rule.decide(tat: t, now: t) }
-    let one = measure(5_000_000) { t &+= 1; _ = table.consume(key: key, rule: rule, now: t) }
+    var t: UInt64 = 1_800_000_000_000_000
+    let gcra = measure(10_000_000) { t &+= 10; _ = rule.decide(tat: t, now: t) }
+    let one = measure(5_000_000) { t &+= 10; _ = table.consume(key: key, rule: rule, now: t) }
     let keys = (0..<10_000).map { table.key(digest: TokenDigest(of: "k\($0)"), bucket: 1) }
     var i = 0
-    let many = measure(5_000_000) { i = (i + 1) % keys.count; t &+= 1; _ = table.consume(key: keys[i], rule: rule, now: t) }
+    let many = measure(5_000_000) { i = (i + 1) % keys.count; t &+= 10; _ = table.consume(key: keys[i], rule: rule, now: t) }
     let digest = measure(1_000_000) { _ = TokenDigest(of: "Dg6iVjF704rGBDVIr8TGRZCAdWDkApWZEtWsO0AZNm0") }
     print(String(format: "limiter: GCRA decision %.1f ns; shared-table consume, one key %.1f ns, 10k keys %.1f ns; token SHA-256 %.1f ns", gcra, one, many, digest))
 }
@@ -54,7 +56,7 @@ func request() throws {
     try store.write { _ in (LogRecord.accountCreated(name: "bench", token: TokenDigest(of: token), instanceQuota: 0), ()) }
     try store.write { _ in (LogRecord.instanceCreated(account: "bench", name: "shop", token: TokenDigest(of: "i-" + token),
                                                       websocket: WebSocketConfig(enabled: true, events: [.messageExchange, .callUpdate])), ()) }
-    let limits = RateLimiter.Limits(perToken: 60_000, createPerToken: 60_000, perAddress: 60_000)
+    let limits = RateLimiter.Limits(perToken: 6_000_000, createPerToken: 6_000_000, perAddress: 6_000_000)
     let app = Application(store: store, limiter: RateLimiter(table: try SharedRateTable(path: dir + "/rl", capacity: 65536), limits: limits),
                           configuration: .init(limits: limits))
     let req = HTTPRequest(method: "GET", path: "/api/events/getWebsocket/shop", headers: HTTPHeaders([("token", token)]), remoteAddress: "127.0.0.1")

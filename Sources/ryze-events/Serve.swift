@@ -54,7 +54,7 @@ struct Serve: ParsableCommand {
     func validate() throws {
         guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024") }
         for (flag, v) in [("--rate-limit", rateLimit), ("--create-rate-limit", createRateLimit), ("--anon-rate-limit", anonRateLimit)] {
-            guard v >= 1 && v <= 60_000 else { throw ValidationError("\(flag) must be between 1 and 60000 per minute") }
+            guard v >= 1 && v <= 6_000_000 else { throw ValidationError("\(flag) must be between 1 and 6000000 per minute") }
         }
         guard rateTableSlots >= 64 && rateTableSlots <= 1 << 26 else { throw ValidationError("--rate-table-slots must be between 64 and 67108864") }
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must be 0 or more") }

@@ -3,11 +3,11 @@ import Testing
 @testable import RyzeCore
 
 @Suite struct RateLimitTests {
-    let now: UInt64 = 1_800_000_000_000
+    let now: UInt64 = 1_800_000_000_000_000   // µs
 
     @Test func gcraBurstThenSteadyRate() {
         let g = GCRA(limit: 100)
-        #expect(g.interval == 600)
+        #expect(g.interval == 600_000)
         var tat: UInt64 = 0
         for k in 0..<100 {
             let d = g.decide(tat: tat, now: now)
@@ -19,10 +19,10 @@ import Testing
         #expect(!refused.allowed)
         #expect(refused.remaining == 0)
         #expect(refused.retryAfterSeconds == 1)   // 600 ms, rounded up
-        #expect(refused.resetSeconds == (now + 60_000) / 1000)
+        #expect(refused.resetSeconds == (now + 60_000_000) / 1_000_000)
         // 599 ms later still refused, 600 ms later one more.
-        #expect(!g.decide(tat: tat, now: now + 599).allowed)
-        let next = g.decide(tat: tat, now: now + 600)
+        #expect(!g.decide(tat: tat, now: now + 599_999).allowed)
+        let next = g.decide(tat: tat, now: now + 600_000)
         #expect(next.allowed)
         #expect(next.remaining == 0)
     }
@@ -31,14 +31,38 @@ import Testing
         let g = GCRA(limit: 20)   // one per 3 s
         let first = g.decide(tat: 0, now: now)
         #expect(first.remaining == 19)
-        #expect(first.resetSeconds == (now + 3000) / 1000)
+        #expect(first.resetSeconds == (now + 3_000_000) / 1_000_000)
         var tat = first.newTAT
         for _ in 1..<20 { tat = g.decide(tat: tat, now: now).newTAT }
         let refused = g.decide(tat: tat, now: now)
         #expect(!refused.allowed)
         #expect(refused.retryAfterSeconds == 3)
         // A full period later the bucket is full again.
-        #expect(g.decide(tat: tat, now: now + 60_000).remaining == 19)
+        #expect(g.decide(tat: tat, now: now + 60_000_000).remaining == 19)
+    }
+
+    @Test func storedTATWrapsWithoutAmbiguity() {
+        // 2^40 units of 10 µs is about 127 days; a word written long ago must read as a full bucket.
+        let w: UInt64 = (5 << 40) | ((now / 10 + 1000) & ((1 << 40) - 1))
+        #expect(SharedRateTable.liveTAT(w, now: now) == now + 10_000)
+        #expect(SharedRateTable.liveTAT(w, now: now + 10_000) == nil)
+        #expect(SharedRateTable.liveTAT(w, now: now - 61_000_000 - 10_000_000_000) == nil)   // far behind: stale
+        // A word left untouched for a whole wrap reads as live only if it lands in the minute
+        // ahead of now (a chance of 1 in 10^5, and then it merely throttles for under a minute).
+        #expect(SharedRateTable.liveTAT(w, now: now + (1 << 40) * 10 + 20_000) == nil)
+        #expect(SharedRateTable.liveTAT(0, now: now) == nil)
+    }
+
+    @Test func highLimitsKeepTheirPrecision() {
+        let g = GCRA(limit: 3_000_000)
+        #expect(g.interval == 20)
+        var tat: UInt64 = 0
+        var admitted = 0
+        for _ in 0..<3_000_100 {
+            let d = g.decide(tat: tat, now: now)
+            if d.allowed { admitted += 1; tat = d.newTAT }
+        }
+        #expect(admitted == 3_000_000)
     }
 
     @Test func sharedTableCountsPerKeyAcrossMappings() throws {
@@ -71,7 +95,7 @@ import Testing
         #expect(t.consume(key: extra, rule: g, now: now).allowed)   // not counted: fail open
         #expect(t.saturated == 2)
         // A minute later every bucket is full again, so its slot may be taken.
-        let later = now + 60_001
+        let later = now + 60_000_010
         #expect(t.consume(key: extra, rule: g, now: later).allowed)
         #expect(!t.consume(key: extra, rule: g, now: later).allowed)
         #expect(t.saturated == 2)
@@ -114,7 +138,7 @@ import Testing
         let anon = t.call("GET", "/api/instance/list", token: "bad")
         #expect(anon.status == .tooManyRequests)
         #expect(anon.header("X-RateLimit-Limit") == "2")
-        t.clock.advance(20_000)
+        t.clock.advance(20_000_000)
         #expect(t.call("GET", "/api/instance/list", token: t.accountToken).status == .ok)
     }
 }

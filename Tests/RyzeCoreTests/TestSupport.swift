@@ -12,12 +12,12 @@ final class TempDirectory {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// A clock the test moves by hand.
+/// A clock the test moves by hand, in microseconds.
 final class ManualClock: @unchecked Sendable {
     private let lock = NSLock()
     private var ms: UInt64
 
-    init(_ start: UInt64 = 1_800_000_000_000) { ms = start }
+    init(_ start: UInt64 = 1_800_000_000_000_000) { ms = start }
 
     var now: UInt64 { lock.withLock { ms } }
     func advance(_ delta: UInt64) { lock.withLock { ms += delta } }

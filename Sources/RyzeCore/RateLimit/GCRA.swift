@@ -1,14 +1,17 @@
 /// The generic cell rate algorithm: a bucket is one "theoretical arrival time" (TAT). With limit L
 /// per period P, each request costs T = P/L; it is admitted while TAT - now stays within L·T.
+/// Times are microseconds.
 public struct GCRA: Sendable, Equatable {
     public let limit: Int
-    /// Emission interval T in milliseconds.
+    /// Emission interval T.
     public let interval: UInt64
 
-    public init(limit: Int, periodMilliseconds: UInt64 = 60_000) {
+    public static let minute: UInt64 = 60_000_000
+
+    public init(limit: Int, periodMicroseconds: UInt64 = GCRA.minute) {
         precondition(limit > 0)
         self.limit = limit
-        interval = max(1, periodMilliseconds / UInt64(limit))
+        interval = max(SharedRateTable.resolution, periodMicroseconds / UInt64(limit))
     }
 
     /// The whole burst: how far ahead of now the TAT may run.
@@ -39,8 +42,8 @@ public struct GCRA: Sendable, Equatable {
         let wait = candidate - now - tolerance
         return Decision(
             allowed: false, newTAT: tat, limit: limit, remaining: 0,
-            resetSeconds: GCRA.ceilSeconds(base), retryAfterSeconds: max(1, (wait + 999) / 1000))
+            resetSeconds: GCRA.ceilSeconds(base), retryAfterSeconds: max(1, GCRA.ceilSeconds(wait)))
     }
 
-    static func ceilSeconds(_ ms: UInt64) -> UInt64 { (ms + 999) / 1000 }
+    static func ceilSeconds(_ us: UInt64) -> UInt64 { (us + 999_999) / 1_000_000 }
 }

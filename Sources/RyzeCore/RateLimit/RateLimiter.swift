@@ -38,7 +38,7 @@ public struct RateLimiter: Sendable {
     }
 
     public func consume(_ bucket: Bucket) -> GCRA.Decision {
-        let now = clock.nowMilliseconds()
+        let now = clock.nowMicroseconds()
         switch bucket {
         case .token(let d): return table.consume(key: table.key(digest: d, bucket: 1), rule: general, now: now)
         case .create(let d): return table.consume(key: table.key(digest: d, bucket: 2), rule: create, now: now)

@@ -5,15 +5,21 @@ import Glibc
 
 /// A fixed-size table of GCRA buckets in a file mapped by every worker process.
 ///
-/// Each slot is one 64-bit word, `tag (24 bits) | TAT in ms since 2024 (40 bits)`, changed only by
-/// compare-and-swap. No lock exists, so a process killed at any instant leaves every slot either
-/// before or after its update: nothing for the others to wait on or repair. A slot whose TAT has
-/// passed describes a full bucket, exactly like an empty slot, so it may be taken over by any key.
+/// Each slot is one 64-bit word, `tag (24 bits) | TAT in 10 µs units, modulo 2^40 (40 bits)`,
+/// changed only by compare-and-swap. No lock exists, so a process killed at any instant leaves
+/// every slot either before or after its update: nothing for the others to wait on or repair.
+///
+/// A live TAT is never more than one period (a minute) ahead of now, so the 127-day wrap of the
+/// 40-bit field is read unambiguously: a stored TAT that is behind now, or implausibly far ahead,
+/// describes a full bucket — exactly like an empty slot — and may be taken over by any key.
 ///
 /// When all slots of a key's probe window hold live buckets of other keys the table is full for
 /// that key: the request is admitted without being counted (fail open) and `saturated` counts it.
 public final class SharedRateTable: @unchecked Sendable {
-    public static let epochMilliseconds: UInt64 = 1_704_067_200_000   // 2024-01-01T00:00:00Z
+    /// Microseconds per unit of the stored TAT.
+    public static let resolution: UInt64 = 10
+    /// No bucket's TAT runs further ahead of now than one period; beyond this a word is stale.
+    static let maxAhead: UInt64 = GCRA.minute / resolution + 100_000
     static let headerSize = 64
     static let magic: UInt64 = 0x5259_5A45_524C_5431   // "RYZERLT1"
     static let probeWindow = 32
@@ -85,11 +91,10 @@ public final class SharedRateTable: @unchecked Sendable {
 
     /// Live buckets (TAT still ahead of now): the table's fill, for the status page.
     public func liveEntries(now: UInt64) -> Int {
-        let rel = SharedRateTable.relative(now)
         var n = 0
         for k in 0..<capacity {
             let w = UnsafeAtomic<UInt64>(at: slots + k).load(ordering: .relaxed)
-            if w != 0 && (w & SharedRateTable.tatMask) > rel { n += 1 }
+            if SharedRateTable.liveTAT(w, now: now) != nil { n += 1 }
         }
         return n
     }
@@ -109,7 +114,6 @@ public final class SharedRateTable: @unchecked Sendable {
     public func consume(key: UInt64, rule: GCRA, now: UInt64) -> GCRA.Decision {
         let tag = SharedRateTable.tag(of: key)
         let home = Int(key % UInt64(capacity))
-        let rel = SharedRateTable.relative(now)
         while true {
             // Find the key's slot, remembering the first slot it could take if it has none.
             var found: (index: Int, word: UInt64)?
@@ -118,12 +122,12 @@ public final class SharedRateTable: @unchecked Sendable {
                 let index = (home + p) % capacity
                 let w = UnsafeAtomic<UInt64>(at: slots + index).load(ordering: .acquiring)
                 if w != 0 && w >> SharedRateTable.tatBits == tag { found = (index, w); break }
-                if free == nil && (w == 0 || (w & SharedRateTable.tatMask) <= rel) { free = (index, w) }
+                if free == nil && (w == 0 || SharedRateTable.liveTAT(w, now: now) == nil) { free = (index, w) }
                 if w == 0 { break }   // keys are never stored past an empty slot of their window
             }
             let (index, old, tat): (Int, UInt64, UInt64)
             if let found {
-                (index, old, tat) = (found.index, found.word, SharedRateTable.absolute(found.word & SharedRateTable.tatMask))
+                (index, old, tat) = (found.index, found.word, SharedRateTable.liveTAT(found.word, now: now) ?? 0)
             } else if let free {
                 (index, old, tat) = (free.index, free.word, 0)
             } else {
@@ -132,7 +136,7 @@ public final class SharedRateTable: @unchecked Sendable {
             }
             let decision = rule.decide(tat: tat, now: now)
             if !decision.allowed && found != nil { return decision }
-            let new = tag << SharedRateTable.tatBits | SharedRateTable.relative(decision.newTAT)
+            let new = tag << SharedRateTable.tatBits | (decision.newTAT / SharedRateTable.resolution) & SharedRateTable.tatMask
             if UnsafeAtomic<UInt64>(at: slots + index).compareExchange(expected: old, desired: new, ordering: .acquiringAndReleasing).exchanged {
                 return decision
             }
@@ -145,11 +149,14 @@ public final class SharedRateTable: @unchecked Sendable {
         return t == 0 ? 1 : t
     }
 
-    static func relative(_ ms: UInt64) -> UInt64 {
-        ms > epochMilliseconds ? min(ms - epochMilliseconds, tatMask) : 0
+    /// The absolute TAT (µs) a word holds, or nil when its bucket is full again (or the slot empty).
+    static func liveTAT(_ word: UInt64, now: UInt64) -> UInt64? {
+        guard word != 0 else { return nil }
+        let stored = word & tatMask
+        let ahead = (stored &- (now / resolution)) & tatMask
+        guard ahead > 0 && ahead <= maxAhead else { return nil }
+        return (now / resolution + ahead) * resolution
     }
-
-    static func absolute(_ rel: UInt64) -> UInt64 { rel + epochMilliseconds }
 
     /// A finaliser (splitmix64) so that nearby inputs land in unrelated slots and tags.
     static func mix(_ x: UInt64) -> UInt64 {

@@ -2,7 +2,7 @@ extension Application {
     /// PHP-FPM-style status of the worker that answers: JSON, or Prometheus text with
     /// `?format=prometheus`. Reachable only when `--status-path` is set; nginx keeps it local.
     func statusPage(_ request: HTTPRequest) -> HTTPResponse {
-        let now = limiter.clock.nowMilliseconds()
+        let now = limiter.clock.nowMicroseconds()
         let stats = store.stats
         let w = workerStatistics
         let busy = w?.requestsInFlight ?? 0
@@ -20,7 +20,7 @@ extension Application {
             ("ratelimit_slots", "Capacity of the shared rate-limit table.", Double(limiter.table.capacity)),
             ("ratelimit_live_buckets", "Rate-limit buckets not yet full again.", Double(liveBuckets)),
             ("ratelimit_saturated_total", "Requests admitted uncounted because the table was full for their key.", Double(limiter.table.saturated)),
-            ("uptime_seconds", "Seconds since this worker started.", Double(now - (w?.startedAt ?? now)) / 1000),
+            ("uptime_seconds", "Seconds since this worker started.", Double(now - (w?.startedAt ?? now)) / 1_000_000),
         ]
         if request.queryValue("format") == "prometheus" {
             var text = ""
@@ -34,8 +34,8 @@ extension Application {
         }
         return .json(.ok, .object([
             ("pid", .number(Double(w?.pid ?? 0))),
-            ("startTime", .number(Double((w?.startedAt ?? now) / 1000))),
-            ("uptimeSeconds", .number((Double(now - (w?.startedAt ?? now)) / 1000).rounded())),
+            ("startTime", .number(Double((w?.startedAt ?? now) / 1_000_000))),
+            ("uptimeSeconds", .number((Double(now - (w?.startedAt ?? now)) / 1_000_000).rounded())),
             ("requestsServed", .number(Double(w?.requestsServed ?? 0))),
             ("requestsInFlight", .number(Double(busy))),
             ("threads", .object([("total", .number(Double(threads))), ("busy", .number(Double(busy))), ("idle", .number(Double(max(0, threads - busy))))])),

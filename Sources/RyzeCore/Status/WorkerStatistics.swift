@@ -7,14 +7,14 @@ import Glibc
 /// core only reads it.
 public final class WorkerStatistics: Sendable {
     public let pid: Int32
-    public let startedAt: UInt64   // Unix ms
+    public let startedAt: UInt64   // Unix µs
     public let threads: Int
     private let served = ManagedAtomic<Int>(0)
     private let inFlight = ManagedAtomic<Int>(0)
 
     public init(threads: Int, clock: WallClock = .system) {
         pid = getpid()
-        startedAt = clock.nowMilliseconds()
+        startedAt = clock.nowMicroseconds()
         self.threads = threads
     }
 

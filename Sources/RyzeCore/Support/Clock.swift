@@ -2,16 +2,16 @@
 import Glibc
 #endif
 
-/// Wall-clock milliseconds since the Unix epoch. Shared rate-limit state is compared across
+/// Wall-clock microseconds since the Unix epoch. Shared rate-limit state is compared across
 /// processes, so it must be one clock for all of them; `X-RateLimit-Reset` is wall time anyway.
 public struct WallClock: Sendable {
-    public let nowMilliseconds: @Sendable () -> UInt64
+    public let nowMicroseconds: @Sendable () -> UInt64
 
-    public init(_ now: @escaping @Sendable () -> UInt64) { nowMilliseconds = now }
+    public init(_ now: @escaping @Sendable () -> UInt64) { nowMicroseconds = now }
 
     public static let system = WallClock {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
     }
 }
