@@ -48,9 +48,8 @@ func limiter() throws {
     print(String(format: "limiter: GCRA decision %.1f ns; shared-table consume, one key %.1f ns, 10k keys %.1f ns; token SHA-256 %.1f ns", gcra, one, many, digest))
 }
 
-func request() throws {
-    let dir = tempDir()
-    defer { try? FileManager.default.removeItem(atPath: dir) }
+/// The GET path's application, with one account and one configured instance.
+func benchApplication(_ dir: String) throws -> (Application, HTTPRequest) {
     let store = try Store(directory: dir)
     let token = "bench-account-token-0123456789"
     try store.write { _ in (LogRecord.accountCreated(name: "bench", token: TokenDigest(of: token), instanceQuota: 0), ()) }
@@ -61,6 +60,13 @@ func request() throws {
                           configuration: .init(limits: limits))
     let req = HTTPRequest(method: "GET", path: "/api/events/getWebsocket/shop", headers: HTTPHeaders([("token", token)]), remoteAddress: "127.0.0.1")
     precondition(app.respond(to: req).status.code == 200)
+    return (app, req)
+}
+
+func request() throws {
+    let dir = tempDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let (app, req) = try benchApplication(dir)
     let get = measure(1_000_000) { _ = app.respond(to: req) }
     print(String(format: "request: GET getWebsocket through routing, auth, rate limit, store and JSON: %.0f ns (in process, no FastCGI)", get))
 }
@@ -104,10 +110,16 @@ do {
     switch args.first {
     case "limiter": try limiter()
     case "request": try request()
+    case "request-loop":
+        // For callgrind: the difference between two counts divides out the set-up.
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (app, req) = try benchApplication(dir)
+        for _ in 0..<(Int(args.dropFirst().first ?? "") ?? 1000) { _ = app.respond(to: req) }
     case "make-log": try makeLog(instances: Int(args.dropFirst().first ?? "") ?? 100_000, updates: Int(args.dropFirst(2).first ?? "") ?? 10)
     case "replay": try replay(dir: String(args.dropFirst().first!))
     default:
-        FileHandle.standardError.write(Data("usage: ryze-bench limiter | request | make-log [INSTANCES] [UPDATES] | replay DIR\n".utf8))
+        FileHandle.standardError.write(Data("usage: ryze-bench limiter | request | request-loop N | make-log [INSTANCES] [UPDATES] | replay DIR\n".utf8))
         exit(2)
     }
 } catch {

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The benchmark, one command: bench/run.sh
+#
+# Builds release, then measures in one run, side by side:
+#   - GET /api/events/getWebsocket/:instance through nginx (auth, rate limit, store, JSON) against
+#     nginx's own `return 200` (the ceiling) and a minimal C libfcgi program (the floor), with
+#     fastcgi_keep_conn off and on, the same processes x threads for the C program and ryze-events,
+#     wrk alternating between them for ROUNDS rounds;
+#   - durable POST writes/s with 16 clients, next to this disk's raw fdatasync rate;
+#   - instructions per GET inside the worker (callgrind, excluding libfcgi and the kernel);
+#   - the limiter's and the request path's in-process cost; replay of a 1,000,000-record log.
+# Settings: PROCS (2), THREADS (4), ROUNDS (3), DURATION (4 s per wrk run), CONNECTIONS (32),
+# KEEPALIVE (4). Results: printed, and kept in bench/out/latest.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PROCS=${PROCS:-2}
+THREADS=${THREADS:-4}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-4}
+CONNECTIONS=${CONNECTIONS:-32}
+KEEPALIVE=${KEEPALIVE:-4}
+
+deploy/install-deps.sh
+echo "building release..."
+swift build -c release 2>&1 | tail -n 1
+BIN_DIR=$(swift build -c release --show-bin-path)
+BIN=$BIN_DIR/ryze-events
+BENCH=$BIN_DIR/ryze-bench
+
+DIR=$(mktemp -d /tmp/ryze-bench.XXXXXX)
+chmod 0755 "$DIR"
+mkdir -p bench/out
+OUT=bench/out/latest.txt
+cleanup() {
+    [ -f "$DIR/nginx.pid" ] && kill "$(cat "$DIR/nginx.pid")" 2>/dev/null || true
+    pkill -f "^$DIR/fcgi-hello" 2>/dev/null || true
+    pkill -f "^$BIN serve --data-dir $DIR/data" 2>/dev/null || true
+    sleep 0.5
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+cc -O2 -o "$DIR/fcgi-hello" bench/fcgi-hello.c $(pkg-config --cflags --libs fcgi) -lpthread
+spawn-fcgi -s "$DIR/floor.sock" -M 0666 -F "$PROCS" -- "$DIR/fcgi-hello" "$THREADS" >/dev/null
+spawn-fcgi -s "$DIR/ryze.sock" -M 0666 -F "$PROCS" -- "$BIN" serve --data-dir "$DIR/data" --threads "$THREADS" \
+    --log-level warning --rate-limit 6000000 --log-file "$DIR/worker.log" >/dev/null
+
+PORT_CLOSE=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT_KEEP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -e "s|@DIR@|$DIR|g" -e "s|@PORT_CLOSE@|$PORT_CLOSE|g" -e "s|@PORT_KEEP@|$PORT_KEEP|g" -e "s|@KEEPALIVE@|$KEEPALIVE|g" \
+    bench/nginx.conf.template >"$DIR/nginx.conf"
+nginx -c "$DIR/nginx.conf" -p "$DIR"
+sleep 0.5
+
+TOKEN=$("$BIN" account create --data-dir "$DIR/data" --name bench --instance-quota 0)
+export RYZE_TOKEN=$TOKEN
+curl -sf -X POST "http://127.0.0.1:$PORT_CLOSE/api/instance/new" -H "token: $TOKEN" \
+    -d '{"name":"bench","websocketEnabled":true,"websocketEvents":["message.exchange","call.update"]}' >/dev/null
+curl -sf "http://127.0.0.1:$PORT_CLOSE/api/events/getWebsocket/bench" -H "token: $TOKEN" >/dev/null
+
+# wrk URL [wrk args...] -> "req/s p99_ms"
+measure() {
+    local url=$1; shift
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url" | awk '
+        /Requests\/sec/ { rps = $2 }
+        / 99%/ { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+                 ms = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v; p99 = ms }
+        /Non-2xx/ { bad = $NF }
+        END { if (bad > 0) { print "non-2xx responses: " bad > "/dev/stderr"; exit 1 } printf "%.0f %.2f\n", rps, p99 }'
+}
+
+declare -A RPS P99
+targets=("ceiling close /ceiling" "floor close /floor" "ryze close /api/events/getWebsocket/bench"
+         "ceiling keep /ceiling" "floor keep /floor" "ryze keep /api/events/getWebsocket/bench")
+echo "GET: $ROUNDS rounds x ${DURATION}s, $CONNECTIONS connections, ${PROCS} processes x ${THREADS} threads, nginx keepalive $KEEPALIVE"
+for round in $(seq "$ROUNDS"); do
+    for t in "${targets[@]}"; do
+        set -- $t
+        port=$PORT_CLOSE; [ "$2" = keep ] && port=$PORT_KEEP
+        read -r rps p99 < <(measure "http://127.0.0.1:$port$3" -H "token: $TOKEN")
+        RPS[$1-$2]+="$rps "
+        P99[$1-$2]+="$p99 "
+        printf '  round %d %-8s keep_conn %-5s %8s req/s  p99 %6s ms\n' "$round" "$1" "$2" "$rps" "$p99"
+    done
+done
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "write path: POST /api/events/websocket/bench, 16 clients..."
+read -r wps wp99 < <(CONNECTIONS=16 measure "http://127.0.0.1:$PORT_CLOSE/api/events/websocket/bench" -s bench/post.lua)
+FSYNC=$(python3 - "$DIR/data" <<'PY'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+n, start = 0, time.time()
+while time.time() - start < 3:
+    os.write(fd, b"x" * 120); os.fdatasync(fd); n += 1
+os.close(fd); os.unlink(path)
+print(round(n / (time.time() - start)))
+PY
+)
+
+echo "callgrind: instructions per GET inside the worker..."
+# valgrind 3.19 cannot read the toolchain's DWARF 5: profile a copy without debug sections
+# (function names stay, from the symbol table).
+objcopy --strip-debug "$BENCH" "$DIR/ryze-bench-nodebug"
+instr() {
+    valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.$1" "$DIR/ryze-bench-nodebug" request-loop "$1" >/dev/null 2>&1
+    callgrind_annotate "$DIR/cg.$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
+}
+I1=$(instr 2000)
+I2=$(instr 12000)
+PER_GET=$(( (I2 - I1) / 10000 ))
+callgrind_annotate --inclusive=yes "$DIR/cg.12000" 2>/dev/null | sed -n '20,70p' | cut -c1-200 >bench/out/callgrind-get.txt || true
+
+LIMITER=$("$BENCH" limiter)
+REQUEST=$("$BENCH" request)
+LOGDIR=$("$BENCH" make-log 100000 10)
+REPLAY=$("$BENCH" replay "$LOGDIR")
+rm -rf "$LOGDIR"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+{
+    echo "ryze-events benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m); wrk and every server on this machine"
+    echo
+    printf '%-28s %12s %12s\n' "GET (median of $ROUNDS)" "req/s" "p99 ms"
+    for k in ceiling-keep floor-close ryze-close floor-keep ryze-keep; do
+        printf '%-28s %12s %12s\n' "$k" "$(echo "${RPS[$k]}" | median)" "$(echo "${P99[$k]}" | median)"
+    done
+    echo
+    echo "ryze / C libfcgi floor, keep_conn off:  $(ratio "$(echo "${RPS[ryze-close]}" | median)" "$(echo "${RPS[floor-close]}" | median)")"
+    echo "ryze / C libfcgi floor, keep_conn on:   $(ratio "$(echo "${RPS[ryze-keep]}" | median)" "$(echo "${RPS[floor-keep]}" | median)")"
+    echo "ryze / nginx return 200, keep_conn on:  $(ratio "$(echo "${RPS[ryze-keep]}" | median)" "$(echo "${RPS[ceiling-keep]}" | median)")"
+    echo
+    echo "durable POST writes/s (16 clients):     $wps (p99 $wp99 ms)"
+    echo "raw fdatasync/s on the data disk:       $FSYNC   ratio $(ratio "$wps" "$FSYNC")"
+    echo
+    echo "instructions per GET in the worker:     $PER_GET (callgrind; routing, auth, rate limit, store, JSON; no libfcgi, no kernel)"
+    echo "$LIMITER"
+    echo "$REQUEST"
+    echo "$REPLAY"
+} | tee "$OUT"
+echo "(kept in $OUT; callgrind breakdown in bench/out/callgrind-get.txt)"
