@@ -42,3 +42,13 @@ import Testing
         #expect(try JSONParser.parse(text) == v)
     }
 }
+
+@Suite struct DirectWriterTests {
+    @Test(arguments: [WebSocketConfig(enabled: true, events: [.labelUpdate, .messageStatus], mediaBase64: true),
+                      WebSocketConfig(enabled: true), WebSocketConfig(enabled: false)])
+    func directWriterMatchesTheTree(_ config: WebSocketConfig) throws {
+        let direct = WebSocketConfig.successBody(message: "m", config: config)
+        let tree: JSONValue = .object([("success", .bool(true)), ("message", .string("m")), ("websocket", config.json)])
+        #expect(direct == tree.serialized())
+    }
+}

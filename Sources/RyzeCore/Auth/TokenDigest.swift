@@ -9,9 +9,8 @@ public struct TokenDigest: Hashable, Sendable, CustomStringConvertible {
     }
 
     public init(of token: String) {
-        var hasher = SHA256()
-        hasher.update(data: Array(token.utf8))
-        let d = hasher.finalize()
+        var token = token
+        let d = token.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
         var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         d.withUnsafeBytes { raw in
             words = (

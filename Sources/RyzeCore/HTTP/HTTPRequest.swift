@@ -48,19 +48,17 @@ public struct HTTPRequest: Sendable {
     }
 }
 
-/// The request headers the API reads, by lower-case name. The adapter fills only what it finds.
+/// The request headers the API reads. Names are stored lower-case; look them up lower-case
+/// (the lookup does not fold case, so the request path allocates nothing for it).
 public struct HTTPHeaders: Sendable {
     private var storage: [(String, String)] = []
 
     public init(_ pairs: [(String, String)] = []) {
-        for (k, v) in pairs { self[k] = v }
+        for (k, v) in pairs { self[k.lowercased()] = v }
     }
 
     public subscript(name: String) -> String? {
-        get {
-            let n = name.lowercased()
-            return storage.first(where: { $0.0 == n })?.1
-        }
+        get { storage.first(where: { $0.0 == name })?.1 }
         set {
             let n = name.lowercased()
             storage.removeAll(where: { $0.0 == n })

@@ -12,7 +12,15 @@ public struct HTTPResponse: Sendable {
 
     /// A JSON response; every response of the API is one (204 aside, which has no body).
     public static func json(_ status: HTTPStatus, _ value: JSONValue) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: value.serialized())
+        HTTPResponse(status: status, headers: jsonHeaders, body: value.serialized())
+    }
+
+    /// Room for the rate-limit and CORS headers every response gets, so appending them does not regrow.
+    public static var jsonHeaders: [(String, String)] {
+        var h: [(String, String)] = []
+        h.reserveCapacity(8)
+        h.append(("Content-Type", "application/json"))
+        return h
     }
 
     /// The contract's error envelope: `{"success": false, "error": {"message": ...}}` and nothing else.

@@ -77,7 +77,8 @@ public final class Application: Sendable {
         case (_?, let d?): bucket = .token(d)
         default: bucket = .address(request.remoteAddress)
         }
-        let origin = request.headers["origin"].flatMap { configuration.corsOrigins.contains($0) ? $0 : nil }
+        let origin = configuration.corsOrigins.isEmpty ? nil
+            : request.headers["origin"].flatMap { configuration.corsOrigins.contains($0) ? $0 : nil }
 
         let decision = limiter.consume(bucket)
         var response: HTTPResponse
@@ -139,7 +140,7 @@ public final class Application: Sendable {
 struct RequestContext {
     var request: HTTPRequest
     var principal: State.Principal
-    var parameters: [String: String]
+    var parameters: Router<Application.Endpoint>.Parameters
     var storeError: StoreError?
 }
 

@@ -13,7 +13,8 @@ extension Application {
             guard let config = instance.websocket else {
                 return .error(.notFound, "WebSocket not configured for this instance")
             }
-            return Application.success("WebSocket configuration retrieved", [("websocket", config.json)])
+            return HTTPResponse(status: .ok, headers: HTTPResponse.jsonHeaders,
+                                body: WebSocketConfig.successBody(message: "WebSocket configuration retrieved", config: config))
         }
     }
 
@@ -34,7 +35,8 @@ extension Application {
                 let instance = try resolveInstance(context, in: state).get()
                 return (.websocketSaved(account: instance.account, name: instance.name, websocket: config), config)
             }
-            return Application.success("WebSocket configuration saved", [("websocket", saved.json)])
+            return HTTPResponse(status: .ok, headers: HTTPResponse.jsonHeaders,
+                                body: WebSocketConfig.successBody(message: "WebSocket configuration saved", config: saved))
         } catch let refusal as Refusal {
             return refusal.response
         } catch {

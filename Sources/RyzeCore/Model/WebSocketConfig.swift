@@ -18,6 +18,9 @@ public enum EventType: UInt8, CaseIterable, Sendable {
         }
     }
 
+    private static let names: [[UInt8]] = [[]] + EventType.allCases.map { Array($0.name.utf8) }
+    var nameBytes: [UInt8] { EventType.names[Int(rawValue)] }
+
     public init?(name: String) {
         guard let t = EventType.allCases.first(where: { $0.name == name }) else { return nil }
         self = t
@@ -43,6 +46,37 @@ public struct WebSocketConfig: Equatable, Sendable {
     static func dedupe(_ events: [EventType]) -> [EventType] {
         var seen = Set<EventType>()
         return events.filter { seen.insert($0).inserted }
+    }
+
+    /// The same as `json`, written directly: this is the body of the hottest response.
+    public func writeJSON(into out: inout [UInt8]) {
+        out.append(contentsOf: enabled ? WebSocketConfig.enabledTrue : WebSocketConfig.enabledFalse)
+        var first = true
+        for e in events {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: e.nameBytes)
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(contentsOf: mediaBase64 ? WebSocketConfig.mediaTrue : WebSocketConfig.mediaFalse)
+    }
+
+    private static let enabledTrue = Array(#"{"enabled":true,"events":["#.utf8)
+    private static let enabledFalse = Array(#"{"enabled":false,"events":["#.utf8)
+    private static let mediaTrue = Array(#"],"mediaBase64":true}"#.utf8)
+    private static let mediaFalse = Array(#"],"mediaBase64":false}"#.utf8)
+
+    /// `{"success":true,"message":MESSAGE,"websocket":{...}}`, for the two WebSocket endpoints.
+    public static func successBody(message: String, config: WebSocketConfig) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(160)
+        out.append(contentsOf: #"{"success":true,"message":"#.utf8)
+        JSONValue.writeString(message, into: &out)
+        out.append(contentsOf: #","websocket":"#.utf8)
+        config.writeJSON(into: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 
     public var json: JSONValue {

@@ -1,5 +1,6 @@
 /// Exact, case-sensitive path matching over `/`-separated segments; `:name` captures one segment,
 /// percent-decoded. Plain values, no protocols: a route is a method, a pattern and a value.
+/// Matching walks the path's bytes in place and builds strings only for captured parameters.
 public struct Router<Handler: Sendable>: Sendable {
     struct Route: Sendable {
         var method: String
@@ -8,12 +9,17 @@ public struct Router<Handler: Sendable>: Sendable {
     }
 
     enum Segment: Equatable, Sendable {
-        case literal(String)
+        case literal([UInt8])
         case parameter(String)
     }
 
+    public struct Parameters: Sendable {
+        var pairs: [(String, String)] = []
+        public subscript(name: String) -> String? { pairs.first(where: { $0.0 == name })?.1 }
+    }
+
     public enum Match {
-        case found(Handler, parameters: [String: String])
+        case found(Handler, parameters: Parameters)
         /// The path exists with other methods; they go in the `Allow` header.
         case methodNotAllowed(allowed: [String])
         case notFound
@@ -25,38 +31,74 @@ public struct Router<Handler: Sendable>: Sendable {
 
     public mutating func add(_ method: String, _ pattern: String, _ handler: Handler) {
         let segments = pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { s -> Segment in
-            s.hasPrefix(":") ? .parameter(String(s.dropFirst())) : .literal(String(s))
+            s.hasPrefix(":") ? .parameter(String(s.dropFirst())) : .literal(Array(s.utf8))
         }
         routes.append(Route(method: method, pattern: Array(segments), handler: handler))
     }
 
     public func match(method: String, path: String) -> Match {
-        guard path.hasPrefix("/") else { return .notFound }
-        let segments = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
+        var path = path
+        return path.withUTF8 { match(method: method, bytes: $0) }
+    }
+
+    private func match(method: String, bytes: UnsafeBufferPointer<UInt8>) -> Match {
+        guard bytes.first == UInt8(ascii: "/") else { return .notFound }
         var allowed: [String] = []
-        var hit: (Handler, [String: String])?
-        for route in routes where route.pattern.count == segments.count {
-            var parameters: [String: String] = [:]
-            var ok = true
-            for (pattern, raw) in zip(route.pattern, segments) {
-                switch pattern {
-                case .literal(let l):
-                    if !l.utf8.elementsEqual(raw) { ok = false }
-                case .parameter(let name):
-                    // An undecodable segment can never be a valid name: keep it raw, it fails the name rule.
-                    let text = String(decoding: raw, as: UTF8.self)
-                    if raw.isEmpty { ok = false } else { parameters[name] = PercentDecoding.decode(text) ?? text }
-                }
-                if !ok { break }
-            }
-            guard ok else { continue }
+        for route in routes where matches(route.pattern, bytes) {
             if route.method == method {
-                if hit == nil { hit = (route.handler, parameters) }
-            } else if !allowed.contains(route.method) {
-                allowed.append(route.method)
+                return .found(route.handler, parameters: parameters(route.pattern, bytes))
             }
+            if !allowed.contains(route.method) { allowed.append(route.method) }
         }
-        if let hit { return .found(hit.0, parameters: hit.1) }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
     }
+
+    /// Calls `body` with each segment's range, in order; stops early when it returns false.
+    private func forEachSegment(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (Range<Int>) -> Bool) {
+        var start = 1
+        while true {
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: "/") { end += 1 }
+            if !body(start..<end) || end == bytes.count { return }
+            start = end + 1
+        }
+    }
+
+    private func matches(_ pattern: [Segment], _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        var ok = true
+        forEachSegment(bytes) { range in
+            guard index < pattern.count else { ok = false; return false }
+            switch pattern[index] {
+            case .literal(let l):
+                ok = l.count == range.count && l.withUnsafeBufferPointer { lb in
+                    memcmp(lb.baseAddress!, bytes.baseAddress! + range.lowerBound, range.count) == 0
+                }
+            case .parameter:
+                ok = !range.isEmpty
+            }
+            index += 1
+            return ok
+        }
+        return ok && index == pattern.count
+    }
+
+    private func parameters(_ pattern: [Segment], _ bytes: UnsafeBufferPointer<UInt8>) -> Parameters {
+        var result = Parameters()
+        var index = 0
+        forEachSegment(bytes) { range in
+            if case .parameter(let name) = pattern[index] {
+                let raw = String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+                // An undecodable segment can never be a valid name: kept raw, it fails the name rule.
+                result.pairs.append((name, PercentDecoding.decode(raw) ?? raw))
+            }
+            index += 1
+            return true
+        }
+        return result
+    }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
