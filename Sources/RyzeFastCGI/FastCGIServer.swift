@@ -70,6 +70,8 @@ public final class FastCGIServer: @unchecked Sendable {
         // Blocked here, inherited by every thread: only the sigtimedwait below ever sees them.
         pthread_sigmask(SIG_BLOCK, &set, nil)
         signal(SIGPIPE, SIG_IGN)
+        // A file-size limit should fail the write (EFBIG, answered with a 500), not kill the worker.
+        signal(SIGXFSZ, SIG_IGN)
         installWakeHandler()
 
         guard FCGX_Init() == 0 else { throw Failure.noSocket("FCGX_Init failed") }

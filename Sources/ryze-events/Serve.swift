@@ -36,6 +36,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("cors-origin"), help: ArgumentHelp("Allow this browser origin (repeatable).", valueName: "origin"))
     var corsOrigins: [String] = []
 
+    @Option(name: .customLong("compact-factor"), help: "Compact the log automatically when it holds more than this many times the records of the current state (and at least 1000); 0: never.")
+    var compactFactor: Int = 4
+
     @Option(name: .customLong("max-requests"), help: "Exit cleanly after this many requests, for the supervisor to start a fresh worker (0: never).")
     var maxRequests: Int = 0
 
@@ -57,6 +60,7 @@ struct Serve: ParsableCommand {
             guard v >= 1 && v <= 6_000_000 else { throw ValidationError("\(flag) must be between 1 and 6000000 per minute") }
         }
         guard rateTableSlots >= 64 && rateTableSlots <= 1 << 26 else { throw ValidationError("--rate-table-slots must be between 64 and 67108864") }
+        guard compactFactor >= 0 else { throw ValidationError("--compact-factor must be 0 or more") }
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must be 0 or more") }
         guard readTimeout >= 0 && readTimeout <= 86_400 else { throw ValidationError("--read-timeout must be between 0 and 86400 seconds") }
         if let statusPath, !statusPath.hasPrefix("/") { throw ValidationError("--status-path must start with /") }
@@ -69,7 +73,8 @@ struct Serve: ParsableCommand {
         do {
             try LogSetup.bootstrap(file: logFile, level: logLevel)
             let logger = Logger(label: "ryze.serve")
-            let store = try Store(directory: data.path, logger: Logger(label: "ryze.store"))
+            let store = try Store(directory: data.path, autoCompactionFactor: compactFactor > 0 ? compactFactor : nil,
+                                  logger: Logger(label: "ryze.store"))
             let table = try SharedRateTable(path: data.path + "/ratelimit.table", capacity: rateTableSlots)
             let limits = RateLimiter.Limits(perToken: rateLimit, createPerToken: createRateLimit, perAddress: anonRateLimit)
             let statistics = WorkerStatistics(threads: threads)

@@ -31,6 +31,10 @@ public struct State: Sendable {
     private var tokens: [TokenDigest: Principal] = [:]
     /// Records applied since the log began (or since its last compaction).
     public private(set) var recordCount = 0
+    private var disabledAccounts = 0
+
+    /// How many records `liveRecords` holds: what a compaction would leave.
+    public var liveRecordCount: Int { accounts.count + disabledAccounts + instances.count }
 
     public init() {}
 
@@ -76,6 +80,7 @@ public struct State: Sendable {
             accounts[name] = Account(name: name, token: token, instanceQuota: quota, disabled: false, instances: [])
             tokens[token] = .account(name)
         case let .accountDisabled(name):
+            if accounts[name]?.disabled == false { disabledAccounts += 1 }
             accounts[name]?.disabled = true
         case let .instanceCreated(account, name, token, websocket):
             let key = InstanceKey(account: account, name: name)

@@ -32,9 +32,15 @@ public final class Store: @unchecked Sendable {
 
     public static let logName = "events.log"
 
+    /// Compact automatically once the log holds more than this many times the records of the
+    /// current state (and at least `autoCompactionMinimum`); nil never does.
+    public let autoCompactionFactor: Int?
+    public static let autoCompactionMinimum = 1000
+
     /// Opens (creating if needed) the store in `directory` and replays its log.
-    public init(directory: String, logger: Logger = Logger(label: "ryze.store")) throws(StoreError) {
+    public init(directory: String, autoCompactionFactor: Int? = nil, logger: Logger = Logger(label: "ryze.store")) throws(StoreError) {
         self.directory = directory
+        self.autoCompactionFactor = autoCompactionFactor
         self.logger = logger
         logPath = directory + "/" + Store.logName
         lockPath = directory + "/events.lock"
@@ -96,6 +102,26 @@ public final class Store: @unchecked Sendable {
     /// second value once the record is durable. `decide` may throw to refuse (nothing is written)
     /// or return a nil record when there is nothing to change.
     public func write<T>(_ decide: (State) throws -> (LogRecord?, T)) throws -> T {
+        let result = try append(decide)
+        if needsCompaction {
+            do {
+                let r = try compact(onlyIfNeeded: true)
+                if let r { logger.info("compacted the log", metadata: ["records_before": "\(r.recordsBefore)", "records_after": "\(r.recordsAfter)"]) }
+            } catch {
+                logger.error("automatic compaction failed; the log is unchanged", metadata: ["error": "\(error)"])
+            }
+        }
+        return result
+    }
+
+    private var needsCompaction: Bool { rw.withReadLock { exceedsCompactionThreshold(state) } }
+
+    private func exceedsCompactionThreshold(_ state: State) -> Bool {
+        guard let factor = autoCompactionFactor else { return false }
+        return state.recordCount >= Store.autoCompactionMinimum && state.recordCount > factor * max(1, state.liveRecordCount)
+    }
+
+    private func append<T>(_ decide: (State) throws -> (LogRecord?, T)) throws -> T {
         try writers.withLock { () throws -> T in
             try withFileLock { () throws -> T in
                 var frame: [UInt8] = []
@@ -164,10 +190,17 @@ public final class Store: @unchecked Sendable {
     /// over the log, fsync the directory. Writers wait on the file lock meanwhile; every process
     /// notices the new file through the change counter and replays it.
     public func compact() throws(StoreError) -> CompactionResult {
-        try writers.withLock { () throws(StoreError) -> CompactionResult in
-            try withFileLock { () throws(StoreError) -> CompactionResult in
-                try rw.withWriteLock { () throws(StoreError) -> CompactionResult in
+        try compact(onlyIfNeeded: false)!
+    }
+
+    /// With `onlyIfNeeded`, rechecks the automatic threshold under the lock (another process may
+    /// have just compacted) and returns nil when there is nothing to do.
+    func compact(onlyIfNeeded: Bool) throws(StoreError) -> CompactionResult? {
+        try writers.withLock { () throws(StoreError) -> CompactionResult? in
+            try withFileLock { () throws(StoreError) -> CompactionResult? in
+                try rw.withWriteLock { () throws(StoreError) -> CompactionResult? in
                     try catchUp(holdingFileLock: true)
+                    if onlyIfNeeded && !exceedsCompactionThreshold(state) { return nil }
                     let before = (state.recordCount, appliedOffset)
                     let tmp = logPath + ".compact"
                     let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
