@@ -228,25 +228,22 @@ public final class FastCGIServer: @unchecked Sendable {
 
     /// nil when the declared body did not arrive (the read timed out or the peer went away).
     static func readRequest(_ raw: inout FCGX_Request, maxBody: Int) -> HTTPRequest? {
-        let env = raw.envp
-        func param(_ name: String) -> String? {
-            FCGX_GetParam(name, env).map { String(cString: $0) }
-        }
-        let method = param("REQUEST_METHOD") ?? "GET"
+        let p = Parameters(raw.envp)
+        let method = p.method ?? "GET"
         var path: String
         var query: String
-        if let uri = param("REQUEST_URI") {
+        if let uri = p.requestURI {
             (path, query) = HTTPRequest.splitURI(uri)
         } else {
-            path = param("DOCUMENT_URI") ?? param("SCRIPT_NAME") ?? "/"
+            path = p.documentURI ?? "/"
             query = ""
         }
-        if let q = param("QUERY_STRING") { query = q }
+        if let q = p.queryString { query = q }
         var headers = HTTPHeaders()
-        for (cgi, name) in [("HTTP_TOKEN", "token"), ("HTTP_AUTHORIZATION", "authorization"), ("HTTP_ORIGIN", "origin"), ("CONTENT_TYPE", "content-type")] {
-            if let v = param(cgi) { headers[name] = v }
-        }
-        let length = param("CONTENT_LENGTH").flatMap { Int($0) } ?? 0
+        if let v = p.token { headers["token"] = v }
+        if let v = p.authorization { headers["authorization"] = v }
+        if let v = p.origin { headers["origin"] = v }
+        let length = p.contentLength.flatMap { Int($0) } ?? 0
         var body: [UInt8] = []
         var tooLarge = false
         if length > maxBody {
@@ -267,26 +264,77 @@ public final class FastCGIServer: @unchecked Sendable {
             if got < length { return nil }
         }
         return HTTPRequest(method: method, path: path, query: query, headers: headers,
-                           remoteAddress: param("REMOTE_ADDR") ?? "", body: body, bodyTooLarge: tooLarge)
+                           remoteAddress: p.remoteAddress ?? "", body: body, bodyTooLarge: tooLarge)
+    }
+
+    /// The parameters the API reads, picked out of libfcgi's `NAME=value` array in one pass
+    /// (FCGX_GetParam would scan the whole array once per name).
+    struct Parameters {
+        var method, requestURI, documentURI, queryString, contentLength, remoteAddress: String?
+        var token, authorization, origin: String?
+
+        init(_ envp: FCGX_ParamArray?) {
+            guard var entry = envp else { return }
+            while let cString = entry.pointee {
+                let raw = UnsafeRawPointer(cString).assumingMemoryBound(to: UInt8.self)
+                let eq = strchr(cString, Int32(UInt8(ascii: "="))).map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) }
+                if let eq {
+                    let nameLength = eq - raw
+                    func `is`(_ name: StaticString) -> Bool {
+                        name.utf8CodeUnitCount == nameLength && memcmp(raw, name.utf8Start, nameLength) == 0
+                    }
+                    func value() -> String { String(cString: eq + 1) }
+                    switch raw.pointee {
+                    case UInt8(ascii: "R"):
+                        if `is`("REQUEST_METHOD") { method = value() }
+                        else if `is`("REQUEST_URI") { requestURI = value() }
+                        else if `is`("REMOTE_ADDR") { remoteAddress = value() }
+                    case UInt8(ascii: "H"):
+                        if `is`("HTTP_TOKEN") { token = value() }
+                        else if `is`("HTTP_AUTHORIZATION") { authorization = value() }
+                        else if `is`("HTTP_ORIGIN") { origin = value() }
+                    case UInt8(ascii: "Q"):
+                        if `is`("QUERY_STRING") { queryString = value() }
+                    case UInt8(ascii: "C"):
+                        if `is`("CONTENT_LENGTH") { contentLength = value() }
+                    case UInt8(ascii: "D"):
+                        if `is`("DOCUMENT_URI") { documentURI = value() }
+                    default: break
+                    }
+                }
+                entry += 1
+            }
+        }
     }
 
     static func writeResponse(_ response: HTTPResponse, to out: UnsafeMutablePointer<FCGX_Stream>!) {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(256 + response.body.count)
-        bytes.append(contentsOf: "Status: \(response.status.code) \(response.status.reason)\r\n".utf8)
+        bytes.reserveCapacity(320 + response.body.count)
+        bytes.append(contentsOf: statusPrefix)
+        bytes.appendDecimal(response.status.code)
+        bytes.append(UInt8(ascii: " "))
+        bytes.appendUTF8(response.status.reason)
+        bytes.append(contentsOf: crlf)
         for (name, value) in response.headers {
-            bytes.append(contentsOf: name.utf8)
-            bytes.append(contentsOf: ": ".utf8)
-            bytes.append(contentsOf: value.utf8)
-            bytes.append(contentsOf: "\r\n".utf8)
+            bytes.appendUTF8(name)
+            bytes.append(contentsOf: colonSpace)
+            bytes.appendUTF8(value)
+            bytes.append(contentsOf: crlf)
         }
         if response.status.code != 204 {
-            bytes.append(contentsOf: "Content-Length: \(response.body.count)\r\n".utf8)
+            bytes.append(contentsOf: contentLengthPrefix)
+            bytes.appendDecimal(response.body.count)
+            bytes.append(contentsOf: crlf)
         }
-        bytes.append(contentsOf: "\r\n".utf8)
+        bytes.append(contentsOf: crlf)
         bytes.append(contentsOf: response.body)
         _ = bytes.withUnsafeBytes { FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32($0.count), out) }
     }
+
+    private static let statusPrefix = Array("Status: ".utf8)
+    private static let contentLengthPrefix = Array("Content-Length: ".utf8)
+    private static let colonSpace = Array(": ".utf8)
+    private static let crlf = Array("\r\n".utf8)
 }
 
 /// One request thread. `idle` is true while it waits in accept(), the only place a stop

@@ -148,3 +148,37 @@ import Testing
         #expect(s.stats.bytes == bytes)
     }
 }
+
+@Suite struct GroupCommitTests {
+    @Test func concurrentWritersAreAllDurableAndDecidedInOrder() async throws {
+        let dir = TempDirectory()
+        let a = try Store(directory: dir.path)
+        let b = try Store(directory: dir.path)   // another "process" writing at the same time
+        try a.write { _ in (LogRecord.accountCreated(name: "acme", token: TokenDigest(of: "acct"), instanceQuota: 0), ()) }
+        // 64 writers race to create 16 names: each name exactly once, whichever store wins.
+        let created = await withTaskGroup(of: Bool.self) { group in
+            for k in 0..<64 {
+                let store = k % 2 == 0 ? a : b
+                group.addTask {
+                    do {
+                        try store.write { state -> (LogRecord?, Void) in
+                            let name = "i\(k % 16)"
+                            if state.instance(account: "acme", name: name) != nil { throw TestFailure("exists") }
+                            return (.instanceCreated(account: "acme", name: name, token: TokenDigest(of: "t\(k)"), websocket: nil), ())
+                        }
+                        return true
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(created == 16)
+        let reopened = try Store(directory: dir.path)
+        #expect(reopened.read { $0.instances.count } == 16)
+        #expect(reopened.stats.records == 17)
+        try a.refresh()
+        #expect(a.read { $0.instances.count } == 16)
+    }
+}

@@ -49,3 +49,31 @@ import Testing
         #expect(!Names.isValidChosenToken("has a space in it!!"))
     }
 }
+
+@Suite struct EventListTests {
+    @Test func keepsOrderDropsDuplicatesAndRoundTrips() {
+        let all = EventType.allCases.reversed().map { $0 }
+        let c = WebSocketConfig(enabled: true, events: all + all, mediaBase64: true)
+        #expect(c.events == all)
+        #expect(c.eventList.count == 6)
+        let bytes = LogRecord.websocketSaved(account: "a", name: "b", websocket: c).encode()
+        #expect(bytes.withUnsafeBytes { LogRecord.decode($0) } == .websocketSaved(account: "a", name: "b", websocket: c))
+        #expect(WebSocketConfig(enabled: true, events: [.callUpdate]) != WebSocketConfig(enabled: true, events: [.groupFlow]))
+    }
+
+    @Test func utf8FastPathAndFallback() {
+        for text in ["plain-ascii", "ünïcödé", ""] {
+            let bytes = Array(text.utf8)
+            #expect(bytes.withUnsafeBufferPointer { String.fromUTF8($0) } == text)
+        }
+        #expect([UInt8]([0x61, 0xC3]).withUnsafeBufferPointer { String.fromUTF8($0) } == nil)
+    }
+
+    @Test func decimalAppending() {
+        for n in [0, 7, 10, 99, 100, 12345, Int.max] {
+            var out: [UInt8] = []
+            out.appendDecimal(n)
+            #expect(String(decoding: out, as: UTF8.self) == String(n))
+        }
+    }
+}

@@ -111,7 +111,7 @@ public struct JSONParser {
         while i < bytes.count {
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
-                let s = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+                let s = String.fromUTF8(UnsafeBufferPointer(rebasing: bytes[start..<i]))
                 guard let s else { throw fail }
                 i += 1
                 return s

@@ -9,13 +9,14 @@ extension JSONValue {
 
     public func write(into out: inout [UInt8]) {
         switch self {
-        case .null: out.append(contentsOf: "null".utf8)
-        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .null: out.appendUTF8("null")
+        case .bool(let b): out.appendUTF8(b ? "true" : "false")
         case .number(let d):
             if d == d.rounded(), abs(d) < 1e15 {
-                out.append(contentsOf: String(Int64(d)).utf8)
+                if d < 0 { out.append(UInt8(ascii: "-")) }
+                out.appendDecimal(Int(abs(d)))
             } else {
-                out.append(contentsOf: String(d).utf8)
+                out.appendUTF8(String(d))
             }
         case .string(let s): JSONValue.writeString(s, into: &out)
         case .array(let items):

@@ -27,32 +27,66 @@ public enum EventType: UInt8, CaseIterable, Sendable {
     }
 }
 
+/// Up to six distinct event types in their given order, packed into one word: a configuration
+/// then needs no heap allocation, which matters when a million of them are replayed.
+public struct EventList: Equatable, Sendable, Sequence {
+    public static let capacity = 6
+    private var packed: UInt32 = 0   // 3 bits per event, first event lowest; count in bits 24...
+
+    public init() {}
+
+    public var count: Int { Int(packed >> 24) }
+
+    public func contains(_ e: EventType) -> Bool { contains(where: { $0 == e }) }
+
+    mutating func append(_ e: EventType) {
+        precondition(count < EventList.capacity)
+        packed |= UInt32(e.rawValue) << (3 * UInt32(count))
+        packed = (packed & 0x00FF_FFFF) | UInt32(count + 1) << 24
+    }
+
+    public struct Iterator: IteratorProtocol {
+        var packed: UInt32
+        var index = 0
+        public mutating func next() -> EventType? {
+            guard index < Int(packed >> 24) else { return nil }
+            defer { index += 1 }
+            return EventType(rawValue: UInt8((packed >> (3 * UInt32(index))) & 7))
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(packed: packed) }
+}
+
 /// An instance's single WebSocket configuration, as stored and as returned.
 public struct WebSocketConfig: Equatable, Sendable {
     public var enabled: Bool
     /// Empty means "all six types": stored and returned as `[]`.
-    public var events: [EventType]
+    public var eventList: EventList
     public var mediaBase64: Bool
 
+    public var events: [EventType] { Array(eventList) }
+
     public init(enabled: Bool, events: [EventType] = [], mediaBase64: Bool = false) {
+        var list = EventList()
+        for e in events where !list.contains(e) { list.append(e) }   // duplicates dropped, first order kept
+        self.init(enabled: enabled, eventList: list, mediaBase64: mediaBase64)
+    }
+
+    public init(enabled: Bool, eventList: EventList, mediaBase64: Bool) {
         // A disabled configuration carries nothing else, whatever was sent.
         self.enabled = enabled
-        self.events = enabled ? WebSocketConfig.dedupe(events) : []
+        self.eventList = enabled ? eventList : EventList()
         self.mediaBase64 = enabled ? mediaBase64 : false
     }
 
     public static let unconfigured = WebSocketConfig(enabled: false)
 
-    static func dedupe(_ events: [EventType]) -> [EventType] {
-        var seen = Set<EventType>()
-        return events.filter { seen.insert($0).inserted }
-    }
-
     /// The same as `json`, written directly: this is the body of the hottest response.
     public func writeJSON(into out: inout [UInt8]) {
         out.append(contentsOf: enabled ? WebSocketConfig.enabledTrue : WebSocketConfig.enabledFalse)
         var first = true
-        for e in events {
+        for e in eventList {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
             out.append(UInt8(ascii: "\""))
@@ -62,6 +96,8 @@ public struct WebSocketConfig: Equatable, Sendable {
         out.append(contentsOf: mediaBase64 ? WebSocketConfig.mediaTrue : WebSocketConfig.mediaFalse)
     }
 
+    private static let successPrefix = Array(#"{"success":true,"message":"#.utf8)
+    private static let websocketKey = Array(#","websocket":"#.utf8)
     private static let enabledTrue = Array(#"{"enabled":true,"events":["#.utf8)
     private static let enabledFalse = Array(#"{"enabled":false,"events":["#.utf8)
     private static let mediaTrue = Array(#"],"mediaBase64":true}"#.utf8)
@@ -71,9 +107,9 @@ public struct WebSocketConfig: Equatable, Sendable {
     public static func successBody(message: String, config: WebSocketConfig) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(160)
-        out.append(contentsOf: #"{"success":true,"message":"#.utf8)
+        out.append(contentsOf: successPrefix)
         JSONValue.writeString(message, into: &out)
-        out.append(contentsOf: #","websocket":"#.utf8)
+        out.append(contentsOf: websocketKey)
         config.writeJSON(into: &out)
         out.append(UInt8(ascii: "}"))
         return out

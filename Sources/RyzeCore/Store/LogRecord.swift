@@ -105,7 +105,7 @@ struct ByteReader {
     mutating func string() -> String? {
         guard let n = u16().map(Int.init), i + n <= buf.count else { return nil }
         defer { i += n }
-        return String(validating: UnsafeRawBufferPointer(rebasing: buf[i..<i + n]).bindMemory(to: UInt8.self), as: UTF8.self)
+        return String.fromUTF8(UnsafeRawBufferPointer(rebasing: buf[i..<i + n]).bindMemory(to: UInt8.self))
     }
     mutating func digest() -> TokenDigest? {
         guard i + 32 <= buf.count else { return nil }
@@ -117,11 +117,11 @@ struct ByteReader {
         guard let flags = u8() else { return nil }
         if flags & 1 == 0 { return .some(nil) }
         guard let n = u8() else { return nil }
-        var events: [EventType] = []
+        var events = EventList()
         for _ in 0..<n {
-            guard let raw = u8(), let t = EventType(rawValue: raw) else { return nil }
+            guard let raw = u8(), let t = EventType(rawValue: raw), events.count < EventList.capacity else { return nil }
             events.append(t)
         }
-        return .some(WebSocketConfig(enabled: flags & 2 != 0, events: events, mediaBase64: flags & 4 != 0))
+        return .some(WebSocketConfig(enabled: flags & 2 != 0, eventList: events, mediaBase64: flags & 4 != 0))
     }
 }

@@ -121,42 +121,97 @@ public final class Store: @unchecked Sendable {
         return state.recordCount >= Store.autoCompactionMinimum && state.recordCount > factor * max(1, state.liveRecordCount)
     }
 
+    /// Group commit: concurrent writers of this process queue their decisions; one of them, the
+    /// leader, takes the file lock, decides every queued change in order against the current state,
+    /// writes all their frames with one pwrite and makes them durable with one fdatasync. Each
+    /// writer returns only once its own record is durable (or its decision refused).
     private func append<T>(_ decide: (State) throws -> (LogRecord?, T)) throws -> T {
-        try writers.withLock { () throws -> T in
-            try withFileLock { () throws -> T in
-                var frame: [UInt8] = []
-                var offset = 0
-                var pending: LogRecord?
-                var result: T?
-                try rw.withWriteLock { () throws -> Void in
-                    try catchUp(holdingFileLock: true)
-                    let (record, value) = try decide(state)
-                    result = value
-                    guard let record else { return }
-                    pending = record
-                    frame = LogFormat.frame(record)
-                    offset = appliedOffset
-                }
-                guard let record = pending else { return result! }
-                try append(frame, at: offset)
-                rw.withWriteLock {
-                    // A reader may already have applied the frame from the file; never twice.
-                    if appliedOffset == offset {
-                        state.apply(record)
-                        appliedOffset += frame.count
-                    }
-                    appliedSeq.store(counter.bump(), ordering: .releasing)
-                }
-                return result!
+        try withoutActuallyEscaping(decide) { decide in
+            let write = PendingWrite { state in
+                let (record, value) = try decide(state)
+                return (record, value as Any)
             }
+            group.lock()
+            queue.append(write)
+            while write.outcome == nil {
+                if leaderActive {
+                    group.wait()
+                    continue
+                }
+                leaderActive = true
+                let batch = queue
+                queue.removeAll(keepingCapacity: true)
+                group.unlock()
+                commit(batch)
+                group.lock()
+                leaderActive = false
+                group.broadcast()
+            }
+            group.unlock()
+            return try write.outcome!.get() as! T
         }
     }
 
-    private func append(_ frame: [UInt8], at offset: Int) throws(StoreError) {
+    private final class PendingWrite {
+        let decide: (State) throws -> (LogRecord?, Any)
+        var outcome: Result<Any, Error>?
+        init(_ decide: @escaping (State) throws -> (LogRecord?, Any)) { self.decide = decide }
+    }
+
+    private let group = ConditionLock()
+    private var queue: [PendingWrite] = []
+    private var leaderActive = false
+
+    /// Runs on the leader, outside `group`; sets every write's outcome. `writers` keeps compaction
+    /// out: flock excludes other processes, not other threads sharing our descriptor.
+    private func commit(_ batch: [PendingWrite]) {
+        writers.withLock { withFileLock {
+            var frames: [UInt8] = []
+            var offset = 0
+            var decided: [(PendingWrite, Any)] = []
+            // Each decision sees the ones before it in the batch: records are applied as decided,
+            // and rolled back (by a reload from the file) if the batch does not become durable.
+            rw.withWriteLock {
+                do {
+                    try catchUp(holdingFileLock: true)
+                } catch {
+                    for w in batch { w.outcome = .failure(error) }
+                    return
+                }
+                offset = appliedOffset
+                for w in batch {
+                    do {
+                        let (record, value) = try w.decide(state)
+                        if let record {
+                            let frame = LogFormat.frame(record)
+                            frames.append(contentsOf: frame)
+                            state.apply(record)
+                            appliedOffset += frame.count
+                            decided.append((w, value))
+                        } else {
+                            w.outcome = .success(value)
+                        }
+                    } catch {
+                        w.outcome = .failure(error)
+                    }
+                }
+            }
+            guard !decided.isEmpty else { return }
+            do {
+                try writeDurably(frames, at: offset)
+                for (w, value) in decided { w.outcome = .success(value) }
+            } catch {
+                for (w, _) in decided { w.outcome = .failure(error) }
+            }
+            rw.withWriteLock { appliedSeq.store(counter.bump(), ordering: .releasing) }
+        } }
+    }
+
+    private func writeDurably(_ bytes: [UInt8], at offset: Int) throws(StoreError) {
         let fd = rw.withReadLock { logFD }
-        let n = frame.withUnsafeBytes { pwrite(fd, $0.baseAddress!, $0.count, off_t(offset)) }
-        if n != frame.count {
-            let reason = n < 0 ? String(cString: strerror(errno)) : "short write (\(n) of \(frame.count) bytes)"
+        let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress!, $0.count, off_t(offset)) }
+        if n != bytes.count {
+            let reason = n < 0 ? String(cString: strerror(errno)) : "short write (\(n) of \(bytes.count) bytes)"
             undoAppend(fd: fd, offset: offset)
             throw StoreError.io("append to \(logPath) failed: \(reason)")
         }
@@ -167,14 +222,16 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    /// A failed append is cut back so the log stays a valid prefix; the in-memory state is rebuilt
-    /// from the file in case a reader saw the frame before it was cut.
+    /// A failed append is cut back so the log stays a valid prefix; the in-memory state, which
+    /// already holds the batch's records, is rebuilt from the file before anyone reads it again.
     private func undoAppend(fd: Int32, offset: Int) {
         if ftruncate(fd, off_t(offset)) != 0 {
             logger.error("could not cut back a failed append", metadata: ["file": "\(logPath)", "offset": "\(offset)", "error": "\(String(cString: strerror(errno)))"])
         }
-        rw.withWriteLock { needsReload = true }
-        counter.bump()
+        rw.withWriteLock {
+            needsReload = true
+            try? catchUp(holdingFileLock: true)
+        }
     }
 
     // MARK: compaction
