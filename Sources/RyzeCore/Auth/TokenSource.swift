@@ -15,9 +15,18 @@ public enum TokenSource {
     }
 }
 
-extension StringProtocol {
+extension String {
     var trimmedSpaces: String {
-        var s = Substring(self)
+        // Almost every value has nothing to trim: answer without building substrings.
+        let u = utf8
+        if let f = u.first, let l = u.last, f != 0x20, f != 0x09, l != 0x20, l != 0x09 { return self }
+        return Substring(self).trimmedSpaces
+    }
+}
+
+extension Substring {
+    var trimmedSpaces: String {
+        var s = self
         while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
         while let l = s.last, l == " " || l == "\t" { s.removeLast() }
         return String(s)

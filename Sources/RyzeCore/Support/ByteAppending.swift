@@ -22,3 +22,4 @@ extension Array where Element == UInt8 {
         }
     }
 }
+
