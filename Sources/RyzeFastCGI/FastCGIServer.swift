@@ -194,11 +194,11 @@ public final class FastCGIServer: @unchecked Sendable {
             }
             return -1
         }
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        // One system call per connection, no more: no FD_CLOEXEC (this process never execs) and
+        // no send timeout (nginx reads responses at once; the read side is what a peer can stall).
         if let seconds = configuration.readTimeoutSeconds {
             var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         }
         if listenIsInet {
             var one: Int32 = 1
