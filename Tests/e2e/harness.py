@@ -54,7 +54,7 @@ class Response:
 
 
 class Deployment:
-    def __init__(self, workers=2, threads=4, args=(), supervisor="spawn-fcgi", nginx_workers=2):
+    def __init__(self, workers=2, threads=4, args=(), supervisor="spawn-fcgi", nginx_workers=2, multiwatch_args=()):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="ryze-e2e-"))
         os.chmod(self.dir, 0o755)   # nginx's workers (nobody) must reach the socket
         self.data = self.dir / "data"
@@ -66,6 +66,7 @@ class Deployment:
         self.args = list(args)
         self.supervisor = supervisor
         self.nginx_workers = nginx_workers
+        self.multiwatch_args = list(multiwatch_args)
         self.nginx = None
         self.multiwatch = None
 
@@ -83,7 +84,7 @@ class Deployment:
         if self.supervisor == "multiwatch":
             self.multiwatch = subprocess.Popen(
                 ["spawn-fcgi", "-n", "-s", str(self.sock), "-M", "0666", "--",
-                 shutil.which("multiwatch"), "-f", str(self.workers), "--", *self.serve_command()],
+                 shutil.which("multiwatch"), "-f", str(self.workers), *self.multiwatch_args, "--", *self.serve_command()],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
             subprocess.run(["spawn-fcgi", "-s", str(self.sock), "-M", "0666", "-F", str(self.workers), "--",

@@ -47,7 +47,10 @@ def test_rolling_restart_under_load_fails_no_request(fresh):
 
 
 def test_max_requests_recycles_workers(fresh):
-    d = fresh(workers=2, threads=2, supervisor="multiwatch", args=["--max-requests", "10", "--rate-limit", "60000"])
+    # Each recycled worker lives well under multiwatch's -t: allow more quick restarts than its
+    # default 3, as the README advises for --max-requests.
+    d = fresh(workers=2, threads=2, supervisor="multiwatch", multiwatch_args=["-r", "50"],
+              args=["--max-requests", "10", "--rate-limit", "60000"])
     t = d.account("recycle")
     first = set(d.worker_pids())
     statuses = [d.request("GET", "/api/instance/list", token=t).status for _ in range(45)]
