@@ -108,7 +108,9 @@ def test_multiwatch_replaces_a_killed_worker(fresh):
     d = fresh(workers=2, supervisor="multiwatch")
     t = d.account("mw")
     victim = d.worker_pids()[0]
+    killed = time.monotonic()
     os.kill(victim, signal.SIGKILL)
     d.wait_for(lambda: len(d.worker_pids()) == 2 and victim not in d.worker_pids(), "a replacement worker", 5)
+    assert time.monotonic() - killed < 1.0
     for _ in range(10):
         assert d.request("GET", "/api/instance/list", token=t).status == 200

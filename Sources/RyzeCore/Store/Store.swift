@@ -139,10 +139,8 @@ public final class Store: @unchecked Sendable {
                     continue
                 }
                 leaderActive = true
-                let batch = queue
-                queue.removeAll(keepingCapacity: true)
                 group.unlock()
-                commit(batch)
+                commit()
                 group.lock()
                 leaderActive = false
                 group.broadcast()
@@ -164,8 +162,14 @@ public final class Store: @unchecked Sendable {
 
     /// Runs on the leader, outside `group`; sets every write's outcome. `writers` keeps compaction
     /// out: flock excludes other processes, not other threads sharing our descriptor.
-    private func commit(_ batch: [PendingWrite]) {
+    private func commit() {
         writers.withLock { withFileLock {
+            // Taken only now: writers that queued while we waited for another process's commit
+            // ride along with this one.
+            group.lock()
+            let batch = queue
+            queue.removeAll(keepingCapacity: true)
+            group.unlock()
             var frames: [UInt8] = []
             var offset = 0
             var decided: [(PendingWrite, Any)] = []
