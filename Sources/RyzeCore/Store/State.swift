@@ -80,21 +80,39 @@ public struct State: Sendable {
             accounts[name] = Account(name: name, token: token, instanceQuota: quota, disabled: false, instances: [])
             tokens[token] = .account(name)
         case let .accountDisabled(name):
-            if accounts[name]?.disabled == false { disabledAccounts += 1 }
-            accounts[name]?.disabled = true
+            guard var a = accounts[name], !a.disabled else { return }
+            a.disabled = true
+            accounts[name] = a
+            disabledAccounts += 1
         case let .instanceCreated(account, name, token, websocket):
             let key = InstanceKey(account: account, name: name)
             guard accounts[account] != nil, instances[key] == nil, tokens[token] == nil else { return }
             instances[key] = Instance(account: account, name: name, token: token, websocket: websocket)
-            accounts[account]?.instances.insert(name)
+            addInstance(name, to: account)
             tokens[token] = .instance(key)
         case let .instanceDeleted(account, name):
             let key = InstanceKey(account: account, name: name)
             guard let i = instances.removeValue(forKey: key) else { return }
             tokens[i.token] = nil
-            accounts[account]?.instances.remove(name)
+            if var a = accounts.removeValue(forKey: account) {
+                a.instances.remove(name)
+                accounts[account] = a
+            }
         case let .websocketSaved(account, name, websocket):
-            instances[InstanceKey(account: account, name: name)]?.websocket = websocket
+            // Get, change, put back: `instances[key]?.websocket = ...` goes through Dictionary's
+            // nested modify coroutines, whose frames cost three heap allocations per record.
+            let key = InstanceKey(account: account, name: name)
+            guard var i = instances[key] else { return }
+            i.websocket = websocket
+            instances[key] = i
         }
+    }
+
+    /// Moved out of the dictionary while its set grows, so the set is uniquely referenced and
+    /// grows in place instead of being copied.
+    private mutating func addInstance(_ name: String, to account: String) {
+        guard var a = accounts.removeValue(forKey: account) else { return }
+        a.instances.insert(name)
+        accounts[account] = a
     }
 }
