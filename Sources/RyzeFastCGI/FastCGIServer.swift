@@ -81,12 +81,12 @@ public final class FastCGIServer: @unchecked Sendable {
         withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(listenFD, $0, &length) } }
         listenIsInet = address.ss_family == sa_family_t(AF_INET) || address.ss_family == sa_family_t(AF_INET6)
 
-        for index in 0..<max(1, configuration.threads) {
-            let worker = Worker(server: self, index: index)
+        for _ in 0..<max(1, configuration.threads) {
+            let worker = Worker(server: self)
             workers.append(worker)
             worker.start()
         }
-        logger.info("serving", metadata: ["pid": "\(getpid())", "threads": "\(workers.count)", "listen": "\(configuration.listen ?? "fd 0")"])
+        logger.info("serving", metadata: ["threads": "\(workers.count)", "listen": "\(configuration.listen ?? "fd 0")"])
 
         var timeout = timespec(tv_sec: 0, tv_nsec: 200_000_000)
         while true {
@@ -112,7 +112,7 @@ public final class FastCGIServer: @unchecked Sendable {
         }
         let left = workers.count - finishedThreads.load(ordering: .acquiring)
         if left > 0 { logger.warning("exiting with requests still in flight", metadata: ["threads": "\(left)"]) }
-        logger.info("stopped", metadata: ["pid": "\(getpid())"])
+        logger.info("stopped")
     }
 
     private func openListenSocket() throws -> Int32 {
@@ -341,13 +341,11 @@ public final class FastCGIServer: @unchecked Sendable {
 /// signal may interrupt it.
 fileprivate final class Worker: @unchecked Sendable {
     unowned let server: FastCGIServer
-    let index: Int
     let idle = ManagedAtomic<Bool>(false)
     var thread = pthread_t()
 
-    init(server: FastCGIServer, index: Int) {
+    init(server: FastCGIServer) {
         self.server = server
-        self.index = index
     }
 
     func start() {

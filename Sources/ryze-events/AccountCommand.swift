@@ -27,7 +27,7 @@ struct AccountCommand: ParsableCommand {
         var token: String?
 
         func validate() throws {
-            guard Names.isValidInstanceName(name) else { throw ValidationError("--name must match ^[A-Za-z0-9_-]{1,100}$") }
+            guard Names.isValidName(name) else { throw ValidationError("--name must match ^[A-Za-z0-9_-]{1,100}$") }
             if let token, !Names.isValidChosenToken(token) {
                 throw ValidationError("--token must be 16 to 256 printable ASCII characters without spaces")
             }

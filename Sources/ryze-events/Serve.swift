@@ -81,11 +81,11 @@ struct Serve: ParsableCommand {
             let app = Application(
                 store: store,
                 limiter: RateLimiter(table: table, limits: limits),
-                configuration: .init(limits: limits, corsOrigins: Set(corsOrigins), statusPath: statusPath),
+                configuration: .init(corsOrigins: Set(corsOrigins), statusPath: statusPath),
                 statistics: statistics,
                 logger: Logger(label: "ryze.api"))
             let server = FastCGIServer(
-                configuration: .init(listen: listen, threads: threads, maxRequests: maxRequests > 0 ? maxRequests : nil,
+                configuration: .init(listen: listen, threads: threads, maxBodyBytes: app.configuration.maxBodyBytes, maxRequests: maxRequests > 0 ? maxRequests : nil,
                                      readTimeoutSeconds: readTimeout > 0 ? readTimeout : nil),
                 logger: logger,
                 statistics: statistics,

@@ -45,7 +45,7 @@ struct TestApp {
         store = try Store(directory: dir.path)
         let table = try SharedRateTable(path: dir.path + "/ratelimit.table", capacity: 1024)
         app = Application(store: store, limiter: RateLimiter(table: table, limits: limits, clock: clock.wallClock),
-                          configuration: .init(limits: limits, corsOrigins: cors))
+                          configuration: .init(corsOrigins: cors))
         let digest = TokenDigest(of: accountToken)
         try store.write { _ in (LogRecord.accountCreated(name: "acme", token: digest, instanceQuota: 3), ()) }
     }

@@ -37,12 +37,12 @@ import Testing
     }
 
     @Test func nameRules() {
-        #expect(Names.isValidInstanceName("a_B-9"))
-        #expect(!Names.isValidInstanceName(""))
-        #expect(!Names.isValidInstanceName("a b"))
-        #expect(!Names.isValidInstanceName("é"))
-        #expect(Names.isValidInstanceName(String(repeating: "a", count: 100)))
-        #expect(!Names.isValidInstanceName(String(repeating: "a", count: 101)))
+        #expect(Names.isValidName("a_B-9"))
+        #expect(!Names.isValidName(""))
+        #expect(!Names.isValidName("a b"))
+        #expect(!Names.isValidName("é"))
+        #expect(Names.isValidName(String(repeating: "a", count: 100)))
+        #expect(!Names.isValidName(String(repeating: "a", count: 101)))
         #expect(Names.isValidChosenToken(String(repeating: "x", count: 16)))
         #expect(!Names.isValidChosenToken(String(repeating: "x", count: 15)))
         #expect(!Names.isValidChosenToken(String(repeating: "x", count: 257)))
@@ -75,5 +75,9 @@ import Testing
             out.appendDecimal(n)
             #expect(String(decoding: out, as: UTF8.self) == String(n))
         }
+        var padded: [UInt8] = Array("t=".utf8)
+        padded.appendDecimal(7, width: 3)
+        padded.appendDecimal(1234, width: 2)
+        #expect(String(decoding: padded, as: UTF8.self) == "t=0071234")
     }
 }

@@ -4,16 +4,13 @@ import Logging
 /// limiting and CORS around the handlers. Shared by every request thread; holds no per-request state.
 public final class Application: Sendable {
     public struct Configuration: Sendable {
-        public var limits: RateLimiter.Limits
         public var corsOrigins: Set<String>
         /// Bodies above this are refused with 413 (SPEC §4).
         public var maxBodyBytes: Int
         /// Where GET answers with the worker's status page; nil turns it off.
         public var statusPath: String?
 
-        public init(limits: RateLimiter.Limits = .init(), corsOrigins: Set<String> = [], maxBodyBytes: Int = 64 * 1024,
-                    statusPath: String? = nil) {
-            self.limits = limits
+        public init(corsOrigins: Set<String> = [], maxBodyBytes: Int = 64 * 1024, statusPath: String? = nil) {
             self.corsOrigins = corsOrigins
             self.maxBodyBytes = maxBodyBytes
             self.statusPath = statusPath

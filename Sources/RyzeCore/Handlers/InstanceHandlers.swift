@@ -7,7 +7,7 @@ extension Application {
         case .failure(let refusal): return refusal.response
         case .success(let value): body = value
         }
-        guard case .object = body, case .string(let name)? = body["name"], Names.isValidInstanceName(name) else {
+        guard case .object = body, case .string(let name)? = body["name"], Names.isValidName(name) else {
             return .error(.badRequest, "Invalid request body")
         }
         let token: String

@@ -11,7 +11,7 @@ extension Application {
             guard let instance = state.instances[key] else { return .failure(Application.instanceNotFound) }
             return .success(instance)
         case .account(let account):
-            guard Names.isValidInstanceName(name), let instance = state.instance(account: account, name: name) else {
+            guard Names.isValidName(name), let instance = state.instance(account: account, name: name) else {
                 return .failure(Application.instanceNotFound)
             }
             return .success(instance)

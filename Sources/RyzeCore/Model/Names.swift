@@ -1,7 +1,7 @@
 /// Name and token rules of SPEC §2 and §4.
 public enum Names {
-    /// `^[A-Za-z0-9_-]{1,100}$`, for instance names (and account names, for the same reasons).
-    public static func isValidInstanceName<S: StringProtocol>(_ s: S) -> Bool {
+    /// `^[A-Za-z0-9_-]{1,100}$`: the SPEC's rule for instance names, applied to account names too.
+    public static func isValidName<S: StringProtocol>(_ s: S) -> Bool {
         let u = s.utf8
         guard !u.isEmpty, u.count <= 100 else { return false }
         return u.allSatisfy { c in

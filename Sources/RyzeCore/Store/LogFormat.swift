@@ -34,7 +34,7 @@ public enum LogFormat {
         return w.bytes
     }
 
-    public enum Stop: Equatable, Sendable {
+    public enum Stop: Error, Equatable, Sendable {
         /// Every byte up to the end of the file was a valid record.
         case clean
         /// The bytes at `offset` are the start of a record whose frame runs past the end of the file.
@@ -93,20 +93,19 @@ public enum LogFormat {
                 filled += n
                 continue
             }
-            let payloadLength = need - frameHeaderSize
-            let ok: LogRecord? = buffer.withUnsafeBytes { b in
+            let decoded: Result<LogRecord, Stop> = buffer.withUnsafeBytes { b in
                 let stored = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: pos + 4, as: UInt32.self))
                 let payload = UnsafeRawBufferPointer(rebasing: b[(pos + frameHeaderSize)..<(pos + need)])
-                guard CRC32C.mask(CRC32C.checksum(payload)) == stored else { return nil }
-                return LogRecord.decode(payload)
-            }
-            guard let record = ok else {
-                let checksumOK = buffer.withUnsafeBytes { b in
-                    let stored = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: pos + 4, as: UInt32.self))
-                    return CRC32C.mask(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[(pos + frameHeaderSize)..<(pos + need)]))) == stored
+                guard CRC32C.mask(CRC32C.checksum(payload)) == stored else { return .failure(.damaged(reason: "checksum mismatch")) }
+                guard let record = LogRecord.decode(payload) else {
+                    return .failure(.damaged(reason: "record of \(payload.count) bytes does not decode"))
                 }
-                let reason = checksumOK ? "record of \(payloadLength) bytes does not decode" : "checksum mismatch"
-                return ScanResult(end: bufferStart + pos, stop: .damaged(reason: reason), records: records)
+                return .success(record)
+            }
+            let record: LogRecord
+            switch decoded {
+            case .success(let r): record = r
+            case .failure(let stop): return ScanResult(end: bufferStart + pos, stop: stop, records: records)
             }
             body(record, bufferStart + pos, need)
             records += 1

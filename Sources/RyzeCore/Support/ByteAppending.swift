@@ -7,19 +7,17 @@ extension Array where Element == UInt8 {
         s.withUTF8 { append(contentsOf: $0) }
     }
 
-    /// Appends a non-negative integer in decimal, without making a String first.
-    public mutating func appendDecimal(_ value: Int) {
+    /// Appends a non-negative integer in decimal, zero-padded to `width`, without making a String.
+    public mutating func appendDecimal(_ value: Int, width: Int = 1) {
         precondition(value >= 0)
-        if value < 10 { append(UInt8(ascii: "0") + UInt8(value)); return }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let start = endIndex
         var n = value
-        var count = 0
-        Swift.withUnsafeMutableBytes(of: &digits) { d in
-            while n > 0 { d[19 - count] = UInt8(ascii: "0") + UInt8(n % 10); n /= 10; count += 1 }
-            append(contentsOf: UnsafeRawBufferPointer(rebasing: d[(20 - count)...]))
-        }
+        repeat {
+            append(UInt8(ascii: "0") + UInt8(n % 10))
+            n /= 10
+        } while n > 0
+        while endIndex - start < width { append(UInt8(ascii: "0")) }   // leading, once reversed
+        self[start...].reverse()
     }
 }
 
