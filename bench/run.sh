@@ -48,7 +48,7 @@ spawn-fcgi -s "$DIR/ryze.sock" -M 0666 -F "$PROCS" -- "$BIN" serve --data-dir "$
 
 PORT_CLOSE=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 PORT_KEEP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sed -e "s|@DIR@|$DIR|g" -e "s|@PORT_CLOSE@|$PORT_CLOSE|g" -e "s|@PORT_KEEP@|$PORT_KEEP|g" -e "s|@KEEPALIVE@|$KEEPALIVE|g" \
+sed -e "s|@DIR@|$DIR|g" -e "s|@ROOT@|$ROOT|g" -e "s|@PORT_CLOSE@|$PORT_CLOSE|g" -e "s|@PORT_KEEP@|$PORT_KEEP|g" -e "s|@KEEPALIVE@|$KEEPALIVE|g" \
     bench/nginx.conf.template >"$DIR/nginx.conf"
 nginx -c "$DIR/nginx.conf" -p "$DIR"
 sleep 0.5

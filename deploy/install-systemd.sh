@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 if [ "${1:-install}" = uninstall ]; then
     systemctl disable --now ryze-events.service || true
-    rm -f /etc/systemd/system/ryze-events.service /usr/local/bin/ryze-events /etc/nginx/sites-enabled/ryze-events
+    rm -f /etc/systemd/system/ryze-events.service /usr/local/bin/ryze-events /etc/nginx/sites-enabled/ryze-events \
+        /etc/nginx/ryze-events-fastcgi-params
     rm -rf /usr/local/lib/ryze-events
     systemctl daemon-reload
     echo "removed; data kept in /var/lib/ryze-events, user ryze-events kept"
@@ -29,6 +30,8 @@ id ryze-events >/dev/null 2>&1 || useradd --system --home-dir /var/lib/ryze-even
 id -nG www-data | grep -qw ryze-events || { usermod -aG ryze-events www-data; NGINX_RESTART=1; }
 
 install -m 0644 deploy/ryze-events.service /etc/systemd/system/ryze-events.service
+# The FastCGI parameters the site includes: replaced on every upgrade, like the binary.
+install -m 0644 deploy/fastcgi_params.ryze-events /etc/nginx/ryze-events-fastcgi-params
 [ -f /etc/default/ryze-events ] || printf 'WORKERS=4\nTHREADS=8\nSERVE_ARGS="--status-path /status"\n' >/etc/default/ryze-events
 if [ ! -e /etc/nginx/sites-available/ryze-events ]; then
     install -m 0644 nginx.conf.example /etc/nginx/sites-available/ryze-events

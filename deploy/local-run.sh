@@ -63,7 +63,7 @@ spawn-fcgi -s "$SOCKET" -M 0666 -P "$RUN_DIR/multiwatch.pid" -- \
     "$(command -v multiwatch)" -f "$WORKERS" -- \
     "$BIN" serve --data-dir "$DATA_DIR" --threads "$THREADS" --log-file "$RUN_DIR/ryze-events.log" >/dev/null
 
-sed -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@PORT@|$PORT|g" -e "s|@SOCKET@|$SOCKET|g" -e "s|@WORKERS@|2|g" \
+sed -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@ROOT@|$PWD|g" -e "s|@PORT@|$PORT|g" -e "s|@SOCKET@|$SOCKET|g" -e "s|@WORKERS@|2|g" \
     deploy/nginx-local.conf.template >"$RUN_DIR/nginx.conf"
 nginx -c "$RUN_DIR/nginx.conf" -p "$RUN_DIR"
 

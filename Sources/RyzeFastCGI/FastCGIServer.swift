@@ -170,7 +170,7 @@ public final class FastCGIServer: @unchecked Sendable {
             }
             statistics.requestStarted()
             serve(&request)
-            FCGX_Finish_r(&request)
+            finish(&request)
             let served = statistics.requestFinished()
             if let max = configuration.maxRequests, served >= max {
                 if served == max {
@@ -179,6 +179,22 @@ public final class FastCGIServer: @unchecked Sendable {
                 }
                 break
             }
+        }
+    }
+
+    /// Ends the request. When nginx did not ask to keep the connection, closes it at once instead
+    /// of letting libfcgi do it: libfcgi shuts down its side and then waits in poll() until nginx
+    /// has read the answer and closed too, which costs three system calls and a sleep per request.
+    /// A plain close is safe because serve() has read the request to the end of its stdin, so
+    /// nothing unread is left to turn the close into a reset.
+    private func finish(_ request: inout FCGX_Request) {
+        let closeHere = request.keepConnection == 0
+        request.keepConnection = 1
+        FCGX_Finish_r(&request)
+        // libfcgi closed it itself (and set -1) if writing the answer failed.
+        if closeHere && request.ipcFd >= 0 {
+            close(request.ipcFd)
+            request.ipcFd = -1
         }
     }
 
@@ -227,23 +243,23 @@ public final class FastCGIServer: @unchecked Sendable {
     }
 
     /// nil when the declared body did not arrive (the read timed out or the peer went away).
+    /// Reads stdin to its end in every case, so that finish() may close the connection outright.
     static func readRequest(_ raw: inout FCGX_Request, maxBody: Int) -> HTTPRequest? {
         let p = Parameters(raw.envp)
-        let method = p.method ?? "GET"
-        var path: String
-        var query: String
+        var path = "/"
+        var query = ""
         if let uri = p.requestURI {
-            (path, query) = HTTPRequest.splitURI(uri)
-        } else {
-            path = p.documentURI ?? "/"
-            query = ""
+            let q = strchr(uri, Int32(UInt8(ascii: "?")))
+            path = makeString(uri, q.map { UnsafePointer($0) - uri } ?? strlen(uri))
+            if let q { query = String(cString: q + 1) }
+        } else if let d = p.documentURI {
+            path = String(cString: d)
         }
-        if let q = p.queryString { query = q }
-        var headers = HTTPHeaders()
-        if let v = p.token { headers["token"] = v }
-        if let v = p.authorization { headers["authorization"] = v }
-        if let v = p.origin { headers["origin"] = v }
-        let length = p.contentLength.flatMap { Int($0) } ?? 0
+        if let q = p.queryString { query = String(cString: q) }
+        let headers = HTTPHeaders(token: p.token.map { String(cString: $0) },
+                                  authorization: p.authorization.map { String(cString: $0) },
+                                  origin: p.origin.map { String(cString: $0) })
+        let length = p.contentLength.map(decimalValue) ?? 0
         var body: [UInt8] = []
         var tooLarge = false
         if length > maxBody {
@@ -263,78 +279,147 @@ public final class FastCGIServer: @unchecked Sendable {
             }
             if got < length { return nil }
         }
-        return HTTPRequest(method: method, path: path, query: query, headers: headers,
-                           remoteAddress: p.remoteAddress ?? "", body: body, bodyTooLarge: tooLarge)
+        // The end-of-stdin record (usually already in libfcgi's buffer, so no system call).
+        while FCGX_GetChar(raw.in) >= 0 {}
+        return HTTPRequest(method: p.method, path: path, query: query, headers: headers,
+                           remoteAddress: p.remoteAddress.map { String(cString: $0) } ?? "", body: body, bodyTooLarge: tooLarge)
+    }
+
+    private static func makeString(_ start: UnsafePointer<CChar>, _ count: Int) -> String {
+        String(decoding: UnsafeRawBufferPointer(start: start, count: count), as: UTF8.self)
+    }
+
+    /// CONTENT_LENGTH as nginx sends it (digits, or empty); anything else counts as no body.
+    private static func decimalValue(_ s: UnsafePointer<CChar>) -> Int {
+        var n = 0
+        var p = s
+        while p.pointee != 0 {
+            let d = Int(p.pointee) - 48
+            guard d >= 0 && d <= 9, n < Int.max / 10 - 9 else { return 0 }
+            n = n * 10 + d
+            p += 1
+        }
+        return n
     }
 
     /// The parameters the API reads, picked out of libfcgi's `NAME=value` array in one pass
-    /// (FCGX_GetParam would scan the whole array once per name).
+    /// (FCGX_GetParam would scan the whole array once per name). Values stay pointers into
+    /// libfcgi's copies, valid until FCGX_Finish_r: only what the request uses becomes a String.
     struct Parameters {
-        var method, requestURI, documentURI, queryString, contentLength, remoteAddress: String?
-        var token, authorization, origin: String?
+        var method = "GET"
+        var requestURI, documentURI, queryString, contentLength, remoteAddress: UnsafePointer<CChar>?
+        var token, authorization, origin: UnsafePointer<CChar>?
 
         init(_ envp: FCGX_ParamArray?) {
             guard var entry = envp else { return }
             while let cString = entry.pointee {
-                let raw = UnsafeRawPointer(cString).assumingMemoryBound(to: UInt8.self)
-                let eq = strchr(cString, Int32(UInt8(ascii: "="))).map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) }
-                if let eq {
-                    let nameLength = eq - raw
-                    func `is`(_ name: StaticString) -> Bool {
-                        name.utf8CodeUnitCount == nameLength && memcmp(raw, name.utf8Start, nameLength) == 0
-                    }
-                    func value() -> String { String(cString: eq + 1) }
-                    switch raw.pointee {
-                    case UInt8(ascii: "R"):
-                        if `is`("REQUEST_METHOD") { method = value() }
-                        else if `is`("REQUEST_URI") { requestURI = value() }
-                        else if `is`("REMOTE_ADDR") { remoteAddress = value() }
-                    case UInt8(ascii: "H"):
-                        if `is`("HTTP_TOKEN") { token = value() }
-                        else if `is`("HTTP_AUTHORIZATION") { authorization = value() }
-                        else if `is`("HTTP_ORIGIN") { origin = value() }
-                    case UInt8(ascii: "Q"):
-                        if `is`("QUERY_STRING") { queryString = value() }
-                    case UInt8(ascii: "C"):
-                        if `is`("CONTENT_LENGTH") { contentLength = value() }
-                    case UInt8(ascii: "D"):
-                        if `is`("DOCUMENT_URI") { documentURI = value() }
-                    default: break
-                    }
-                }
                 entry += 1
+                let raw = UnsafeRawPointer(cString).assumingMemoryBound(to: UInt8.self)
+                guard let eq = strchr(cString, Int32(UInt8(ascii: "="))) else { continue }
+                let nameLength = UnsafePointer(eq) - UnsafePointer(cString)
+                let value = UnsafePointer(eq) + 1
+                func `is`(_ name: StaticString) -> Bool {
+                    name.utf8CodeUnitCount == nameLength && memcmp(raw, name.utf8Start, nameLength) == 0
+                }
+                switch raw.pointee {
+                case UInt8(ascii: "R"):
+                    if `is`("REQUEST_METHOD") { method = Parameters.method(value) }
+                    else if `is`("REQUEST_URI") { requestURI = value }
+                    else if `is`("REMOTE_ADDR") { remoteAddress = value }
+                case UInt8(ascii: "H"):
+                    if `is`("HTTP_TOKEN") { token = value }
+                    else if `is`("HTTP_AUTHORIZATION") { authorization = value }
+                    else if `is`("HTTP_ORIGIN") { origin = value }
+                case UInt8(ascii: "Q"):
+                    if `is`("QUERY_STRING") { queryString = value }
+                case UInt8(ascii: "C"):
+                    if `is`("CONTENT_LENGTH") { contentLength = value }
+                case UInt8(ascii: "D"):
+                    if `is`("DOCUMENT_URI") { documentURI = value }
+                default: break
+                }
+            }
+        }
+
+        /// The API's methods come back as literals (no bytes copied); anything else as sent.
+        private static func method(_ value: UnsafePointer<CChar>) -> String {
+            for known in ["GET", "POST", "DELETE", "OPTIONS"] as [StaticString] {
+                if strcmp(value, UnsafeRawPointer(known.utf8Start).assumingMemoryBound(to: CChar.self)) == 0 {
+                    return known.description
+                }
+            }
+            return String(cString: value)
+        }
+    }
+
+    /// Straight into libfcgi's output buffer, piece by piece: FCGX_PutStr only copies until the
+    /// buffer (8 KiB) is full, and everything goes out in one write at FCGX_Finish_r.
+    static func writeResponse(_ response: HTTPResponse, to out: UnsafeMutablePointer<FCGX_Stream>!) {
+        putLiteral("Status: ", out)
+        putDecimal(response.status.code, out)
+        putLiteral(" ", out)
+        put(response.status.reason, out)
+        if let type = response.contentType {
+            putLiteral("\r\nContent-Type: ", out)
+            put(type, out)
+        }
+        if let r = response.rateLimit {
+            if let retry = r.retryAfter {
+                putLiteral("\r\nRetry-After: ", out)
+                putDecimal(retry, out)
+            }
+            putLiteral("\r\nX-RateLimit-Limit: ", out)
+            putDecimal(r.limit, out)
+            putLiteral("\r\nX-RateLimit-Remaining: ", out)
+            putDecimal(r.remaining, out)
+            putLiteral("\r\nX-RateLimit-Reset: ", out)
+            putDecimal(r.reset, out)
+        }
+        for (name, value) in response.headers {
+            putLiteral("\r\n", out)
+            put(name, out)
+            putLiteral(": ", out)
+            put(value, out)
+        }
+        if response.status.code != 204 {
+            putLiteral("\r\nContent-Length: ", out)
+            putDecimal(response.body.count, out)
+        }
+        putLiteral("\r\n\r\n", out)
+        if !response.body.isEmpty {
+            _ = response.body.withUnsafeBytes { FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32($0.count), out) }
+        }
+    }
+
+    private static func putLiteral(_ s: StaticString, _ out: UnsafeMutablePointer<FCGX_Stream>!) {
+        _ = UnsafeRawPointer(s.utf8Start).withMemoryRebound(to: CChar.self, capacity: s.utf8CodeUnitCount) {
+            FCGX_PutStr($0, Int32(s.utf8CodeUnitCount), out)
+        }
+    }
+
+    private static func put(_ s: String, _ out: UnsafeMutablePointer<FCGX_Stream>!) {
+        var s = s
+        s.withUTF8 { bytes in
+            _ = UnsafeRawPointer(bytes.baseAddress!).withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+                FCGX_PutStr($0, Int32(bytes.count), out)
             }
         }
     }
 
-    static func writeResponse(_ response: HTTPResponse, to out: UnsafeMutablePointer<FCGX_Stream>!) {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(320 + response.body.count)
-        bytes.append(contentsOf: statusPrefix)
-        bytes.appendDecimal(response.status.code)
-        bytes.append(UInt8(ascii: " "))
-        bytes.appendUTF8(response.status.reason)
-        bytes.append(contentsOf: crlf)
-        for (name, value) in response.headers {
-            bytes.appendUTF8(name)
-            bytes.append(contentsOf: colonSpace)
-            bytes.appendUTF8(value)
-            bytes.append(contentsOf: crlf)
+    private static func putDecimal(_ value: Int, _ out: UnsafeMutablePointer<FCGX_Stream>!) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes: room for any Int
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var n = value.magnitude
+            var at = buffer.count
+            repeat {
+                at -= 1
+                buffer[at] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+            } while n > 0
+            if value < 0 { at -= 1; buffer[at] = UInt8(ascii: "-") }
+            _ = FCGX_PutStr(buffer.baseAddress!.assumingMemoryBound(to: CChar.self) + at, Int32(buffer.count - at), out)
         }
-        if response.status.code != 204 {
-            bytes.append(contentsOf: contentLengthPrefix)
-            bytes.appendDecimal(response.body.count)
-            bytes.append(contentsOf: crlf)
-        }
-        bytes.append(contentsOf: crlf)
-        bytes.append(contentsOf: response.body)
-        _ = bytes.withUnsafeBytes { FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32($0.count), out) }
     }
-
-    private static let statusPrefix = Array("Status: ".utf8)
-    private static let contentLengthPrefix = Array("Content-Length: ".utf8)
-    private static let colonSpace = Array(": ".utf8)
-    private static let crlf = Array("\r\n".utf8)
 }
 
 /// One request thread. `idle` is true while it waits in accept(), the only place a stop

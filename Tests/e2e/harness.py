@@ -114,7 +114,7 @@ class Deployment:
     def start_nginx(self):
         conf = TEMPLATE.read_text()
         for k, v in {"@RUN_DIR@": str(self.dir), "@PORT@": str(self.port), "@SOCKET@": str(self.sock),
-                     "@WORKERS@": str(self.nginx_workers)}.items():
+                     "@WORKERS@": str(self.nginx_workers), "@ROOT@": str(ROOT)}.items():
             conf = conf.replace(k, v)
         (self.dir / "nginx.conf").write_text(conf)
         self.nginx = subprocess.Popen(["nginx", "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir), "-g", "daemon off;"],

@@ -141,3 +141,22 @@ def test_systemd_unit_verifies(tmp_path):
     r = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "ryze-events" not in r.stderr, r.stderr
+
+
+def test_nginx_conf_example_passes_nginx_t_with_its_params_file(tmp_path):
+    # As install-systemd.sh lays it out: the site next to ryze-events-fastcgi-params.
+    shutil.copy(ROOT / "deploy" / "fastcgi_params.ryze-events", tmp_path / "ryze-events-fastcgi-params")
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{ include {ROOT / 'nginx.conf.example'}; }}\n")
+    r = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_params_file_forwards_every_header_the_api_reads(deployment, acct):
+    # Request headers are not forwarded wholesale: token, Authorization and Origin are listed.
+    assert deployment.request("GET", "/api/instance/list", headers={"token": acct}).status == 200
+    assert deployment.request("GET", "/api/instance/list", headers={"Authorization": f"Bearer {acct}"}).status == 200
+    assert deployment.request("GET", f"/api/instance/list?token={acct}").status == 200
+    assert deployment.request("GET", "/api/instance/list", headers={"X-Other": acct}).status == 401

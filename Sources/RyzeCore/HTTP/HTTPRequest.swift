@@ -49,20 +49,44 @@ public struct HTTPRequest: Sendable {
 }
 
 /// The request headers the API reads. Names are stored lower-case; look them up lower-case
-/// (the lookup does not fold case, so the request path allocates nothing for it).
+/// (the lookup does not fold case, so the request path allocates nothing for it). The three the
+/// API reads on every request have slots of their own: no array is allocated for them.
 public struct HTTPHeaders: Sendable {
-    private var storage: [(String, String)] = []
+    private var token: String?
+    private var authorization: String?
+    private var origin: String?
+    private var others: [(String, String)] = []
 
     public init(_ pairs: [(String, String)] = []) {
         for (k, v) in pairs { self[k.lowercased()] = v }
     }
 
+    /// The adapter's way in: the three headers the API reads, nothing to look up.
+    public init(token: String?, authorization: String?, origin: String?) {
+        self.token = token
+        self.authorization = authorization
+        self.origin = origin
+    }
+
     public subscript(name: String) -> String? {
-        get { storage.first(where: { $0.0 == name })?.1 }
+        get {
+            switch name {
+            case "token": return token
+            case "authorization": return authorization
+            case "origin": return origin
+            default: return others.first(where: { $0.0 == name })?.1
+            }
+        }
         set {
             let n = name.lowercased()
-            storage.removeAll(where: { $0.0 == n })
-            if let v = newValue { storage.append((n, v)) }
+            switch n {
+            case "token": token = newValue
+            case "authorization": authorization = newValue
+            case "origin": origin = newValue
+            default:
+                others.removeAll(where: { $0.0 == n })
+                if let v = newValue { others.append((n, v)) }
+            }
         }
     }
 }

@@ -1,36 +1,70 @@
 /// A complete response: the adapter writes it out in one piece.
 public struct HTTPResponse: Sendable {
     public var status: HTTPStatus
+    /// nil: no Content-Type header (a 204 has no body to describe).
+    public var contentType: String?
+    /// X-RateLimit-* and Retry-After, kept as numbers: every API answer carries them, and the
+    /// adapter writes the digits straight into its output instead of formatting three strings.
+    public var rateLimit: RateLimitHeaders?
+    /// Any other header (CORS, Allow). Usually empty, and an empty array allocates nothing.
     public var headers: [(String, String)]
     public var body: [UInt8]
 
-    public init(status: HTTPStatus, headers: [(String, String)] = [], body: [UInt8] = []) {
+    public init(status: HTTPStatus, contentType: String? = nil, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status
+        self.contentType = contentType
         self.headers = headers
         self.body = body
     }
 
     /// A JSON response; every response of the API is one (204 aside, which has no body).
     public static func json(_ status: HTTPStatus, _ value: JSONValue) -> HTTPResponse {
-        HTTPResponse(status: status, headers: jsonHeaders, body: value.serialized())
+        HTTPResponse(status: status, contentType: jsonType, body: value.serialized())
     }
 
-    /// Room for the rate-limit and CORS headers every response gets, so appending them does not regrow.
-    public static var jsonHeaders: [(String, String)] {
-        var h: [(String, String)] = []
-        h.reserveCapacity(8)
-        h.append(("Content-Type", "application/json"))
-        return h
+    /// A JSON response from bytes a handler wrote itself.
+    public static func json(_ status: HTTPStatus, body: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: status, contentType: jsonType, body: body)
     }
+
+    static let jsonType = "application/json"
 
     /// The contract's error envelope: `{"success": false, "error": {"message": ...}}` and nothing else.
     public static func error(_ status: HTTPStatus, _ message: String) -> HTTPResponse {
         json(status, .object([("success", .bool(false)), ("error", .object([("message", .string(message))]))]))
     }
 
+    /// Every header but Content-Length, in the order the adapter writes them.
+    public var allHeaders: [(String, String)] {
+        var all: [(String, String)] = []
+        if let contentType { all.append(("Content-Type", contentType)) }
+        if let r = rateLimit {
+            if let retry = r.retryAfter { all.append(("Retry-After", String(retry))) }
+            all.append(("X-RateLimit-Limit", String(r.limit)))
+            all.append(("X-RateLimit-Remaining", String(r.remaining)))
+            all.append(("X-RateLimit-Reset", String(r.reset)))
+        }
+        return all + headers
+    }
+
     public func header(_ name: String) -> String? {
         let n = name.lowercased()
-        return headers.first(where: { $0.0.lowercased() == n })?.1
+        return allHeaders.first(where: { $0.0.lowercased() == n })?.1
+    }
+}
+
+/// SPEC §3's headers on every answer; `retryAfter` only on a 429.
+public struct RateLimitHeaders: Sendable, Equatable {
+    public var limit: Int
+    public var remaining: Int
+    public var reset: Int
+    public var retryAfter: Int?
+
+    public init(limit: Int, remaining: Int, reset: Int, retryAfter: Int? = nil) {
+        self.limit = limit
+        self.remaining = remaining
+        self.reset = reset
+        self.retryAfter = retryAfter
     }
 }
 

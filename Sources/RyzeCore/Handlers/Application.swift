@@ -81,7 +81,6 @@ public final class Application: Sendable {
         var response: HTTPResponse
         if !decision.allowed {
             response = .error(.tooManyRequests, "Rate limit exceeded. Try again later.")
-            response.headers.append(("Retry-After", String(decision.retryAfterSeconds ?? 1)))
         } else if request.method == "OPTIONS" {
             response = preflight(match: match, origin: origin)
         } else {
@@ -102,9 +101,8 @@ public final class Application: Sendable {
                 }
             }
         }
-        response.headers.append(("X-RateLimit-Limit", String(decision.limit)))
-        response.headers.append(("X-RateLimit-Remaining", String(decision.remaining)))
-        response.headers.append(("X-RateLimit-Reset", String(decision.resetSeconds)))
+        response.rateLimit = RateLimitHeaders(limit: decision.limit, remaining: decision.remaining, reset: Int(decision.resetSeconds),
+                                              retryAfter: decision.allowed ? nil : Int(decision.retryAfterSeconds ?? 1))
         if let origin {
             response.headers.append(("Access-Control-Allow-Origin", origin))
             response.headers.append(("Access-Control-Expose-Headers", "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"))

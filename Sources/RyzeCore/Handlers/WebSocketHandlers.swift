@@ -13,8 +13,7 @@ extension Application {
             guard let config = instance.websocket else {
                 return .error(.notFound, "WebSocket not configured for this instance")
             }
-            return HTTPResponse(status: .ok, headers: HTTPResponse.jsonHeaders,
-                                body: WebSocketConfig.successBody(message: "WebSocket configuration retrieved", config: config))
+            return HTTPResponse.json(.ok, body: WebSocketConfig.successBody(message: "WebSocket configuration retrieved", config: config))
         }
     }
 
@@ -35,8 +34,7 @@ extension Application {
                 let instance = try resolveInstance(context, in: state).get()
                 return (.websocketSaved(account: instance.account, name: instance.name, websocket: config), config)
             }
-            return HTTPResponse(status: .ok, headers: HTTPResponse.jsonHeaders,
-                                body: WebSocketConfig.successBody(message: "WebSocket configuration saved", config: saved))
+            return HTTPResponse.json(.ok, body: WebSocketConfig.successBody(message: "WebSocket configuration saved", config: saved))
         } catch let refusal as Refusal {
             return refusal.response
         } catch {

@@ -18,8 +18,17 @@ public enum EventType: UInt8, CaseIterable, Sendable {
         }
     }
 
-    private static let names: [[UInt8]] = [[]] + EventType.allCases.map { Array($0.name.utf8) }
-    var nameBytes: [UInt8] { EventType.names[Int(rawValue)] }
+    /// The name as a literal, for writers that copy bytes without touching a String.
+    var nameLiteral: StaticString {
+        switch self {
+        case .messageExchange: return "message.exchange"
+        case .messageStatus: return "message.status"
+        case .callUpdate: return "call.update"
+        case .groupFlow: return "group.flow"
+        case .instanceState: return "instance.state"
+        case .labelUpdate: return "label.update"
+        }
+    }
 
     public init?(name: String) {
         guard let t = EventType.allCases.first(where: { $0.name == name }) else { return nil }
@@ -84,32 +93,25 @@ public struct WebSocketConfig: Equatable, Sendable {
 
     /// The same as `json`, written directly: this is the body of the hottest response.
     public func writeJSON(into out: inout [UInt8]) {
-        out.append(contentsOf: enabled ? WebSocketConfig.enabledTrue : WebSocketConfig.enabledFalse)
+        out.appendLiteral(enabled ? #"{"enabled":true,"events":["# : #"{"enabled":false,"events":["#)
         var first = true
         for e in eventList {
-            if !first { out.append(UInt8(ascii: ",")) }
+            out.appendLiteral(first ? "\"" : ",\"")
             first = false
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: e.nameBytes)
+            out.appendLiteral(e.nameLiteral)
             out.append(UInt8(ascii: "\""))
         }
-        out.append(contentsOf: mediaBase64 ? WebSocketConfig.mediaTrue : WebSocketConfig.mediaFalse)
+        out.appendLiteral(mediaBase64 ? #"],"mediaBase64":true}"# : #"],"mediaBase64":false}"#)
     }
 
-    private static let successPrefix = Array(#"{"success":true,"message":"#.utf8)
-    private static let websocketKey = Array(#","websocket":"#.utf8)
-    private static let enabledTrue = Array(#"{"enabled":true,"events":["#.utf8)
-    private static let enabledFalse = Array(#"{"enabled":false,"events":["#.utf8)
-    private static let mediaTrue = Array(#"],"mediaBase64":true}"#.utf8)
-    private static let mediaFalse = Array(#"],"mediaBase64":false}"#.utf8)
-
     /// `{"success":true,"message":MESSAGE,"websocket":{...}}`, for the two WebSocket endpoints.
-    public static func successBody(message: String, config: WebSocketConfig) -> [UInt8] {
+    /// The message is a literal with nothing to escape, so it is copied as it is.
+    public static func successBody(message: StaticString, config: WebSocketConfig) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(160)
-        out.append(contentsOf: successPrefix)
-        JSONValue.writeString(message, into: &out)
-        out.append(contentsOf: websocketKey)
+        out.reserveCapacity(192)
+        out.appendLiteral(#"{"success":true,"message":""#)
+        out.appendLiteral(message)
+        out.appendLiteral(#"","websocket":"#)
         config.writeJSON(into: &out)
         out.append(UInt8(ascii: "}"))
         return out

@@ -13,9 +13,20 @@ public struct Router<Handler: Sendable>: Sendable {
         case parameter(String)
     }
 
+    /// Captured segments. Every route of this API has at most one, so the first has a slot of
+    /// its own and matching allocates no array.
     public struct Parameters: Sendable {
-        var pairs: [(String, String)] = []
-        public subscript(name: String) -> String? { pairs.first(where: { $0.0 == name })?.1 }
+        private var first: (name: String, value: String)?
+        private var more: [(String, String)] = []
+
+        mutating func append(_ name: String, _ value: String) {
+            if first == nil { first = (name, value) } else { more.append((name, value)) }
+        }
+
+        public subscript(name: String) -> String? {
+            if let first, first.name == name { return first.value }
+            return more.first(where: { $0.0 == name })?.1
+        }
     }
 
     public enum Match {
@@ -90,7 +101,7 @@ public struct Router<Handler: Sendable>: Sendable {
             if case .parameter(let name) = pattern[index] {
                 let raw = String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
                 // An undecodable segment can never be a valid name: kept raw, it fails the name rule.
-                result.pairs.append((name, PercentDecoding.decode(raw) ?? raw))
+                result.append(name, PercentDecoding.decode(raw) ?? raw)
             }
             index += 1
             return true

@@ -30,7 +30,7 @@ extension Application {
                 text += "# HELP \(metric) \(help)\n# TYPE \(metric) \(name.hasSuffix("_total") || name == "requests_served" ? "counter" : "gauge")\n"
                 text += "\(metric){pid=\"\(pid)\"} \(value == value.rounded() ? String(Int64(value)) : String(value))\n"
             }
-            return HTTPResponse(status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4")], body: Array(text.utf8))
+            return HTTPResponse(status: .ok, contentType: "text/plain; version=0.0.4", body: Array(text.utf8))
         }
         return .json(.ok, .object([
             ("pid", .number(Double(w?.pid ?? 0))),
