@@ -25,7 +25,9 @@ public final class Application: Sendable {
     struct Endpoint: Sendable {
         var access: Access
         var isCreate: Bool
-        var handle: @Sendable (Application, RequestContext) -> HTTPResponse
+        /// The request is passed on its own, borrowed: copying it into the context would retain
+        /// and release every one of its strings once more per request.
+        var handle: @Sendable (Application, HTTPRequest, RequestContext) -> HTTPResponse
     }
 
     public let store: Store
@@ -43,11 +45,11 @@ public final class Application: Sendable {
         self.workerStatistics = statistics
         self.logger = logger
         var r = Router<Endpoint>()
-        r.add("GET", "/api/events/getWebsocket/:instance", Endpoint(access: .accountOrInstance, isCreate: false) { $0.getWebSocket($1) })
-        r.add("POST", "/api/events/websocket/:instance", Endpoint(access: .accountOrInstance, isCreate: false) { $0.saveWebSocket($1) })
-        r.add("POST", "/api/instance/new", Endpoint(access: .accountOnly, isCreate: true) { $0.createInstance($1) })
-        r.add("GET", "/api/instance/list", Endpoint(access: .accountOrInstance, isCreate: false) { $0.listInstances($1) })
-        r.add("DELETE", "/api/instance/delete/:instance", Endpoint(access: .accountOnly, isCreate: false) { $0.deleteInstance($1) })
+        r.add("GET", "/api/events/getWebsocket/:instance", Endpoint(access: .accountOrInstance, isCreate: false) { $0.getWebSocket($2) })
+        r.add("POST", "/api/events/websocket/:instance", Endpoint(access: .accountOrInstance, isCreate: false) { $0.saveWebSocket($1, $2) })
+        r.add("POST", "/api/instance/new", Endpoint(access: .accountOnly, isCreate: true) { $0.createInstance($1, $2) })
+        r.add("GET", "/api/instance/list", Endpoint(access: .accountOrInstance, isCreate: false) { $0.listInstances($1, $2) })
+        r.add("DELETE", "/api/instance/delete/:instance", Endpoint(access: .accountOnly, isCreate: false) { $0.deleteInstance($2) })
         router = r
     }
 
@@ -94,8 +96,8 @@ public final class Application: Sendable {
                 if token == nil {
                     response = .error(.unauthorized, "Missing token in header, Authorization header, or query parameter")
                 } else if let principal, !(endpoint.access == .accountOnly && principal.isInstance) {
-                    let context = RequestContext(request: request, principal: principal, parameters: parameters, storeError: storeError)
-                    response = endpoint.handle(self, context)
+                    let context = RequestContext(principal: principal, parameters: parameters, storeError: storeError)
+                    response = endpoint.handle(self, request, context)
                 } else {
                     response = .error(.unauthorized, "Invalid token")
                 }
@@ -133,7 +135,6 @@ public final class Application: Sendable {
 }
 
 struct RequestContext {
-    var request: HTTPRequest
     var principal: State.Principal
     var parameters: Router<Application.Endpoint>.Parameters
     var storeError: StoreError?

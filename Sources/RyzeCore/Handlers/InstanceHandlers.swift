@@ -1,9 +1,9 @@
 extension Application {
     /// POST /api/instance/new (account token only; its own rate-limit bucket).
-    func createInstance(_ context: RequestContext) -> HTTPResponse {
+    func createInstance(_ request: HTTPRequest, _ context: RequestContext) -> HTTPResponse {
         guard case .account(let account) = context.principal else { return .error(.unauthorized, "Invalid token") }
         let body: JSONValue
-        switch jsonBody(context) {
+        switch jsonBody(request) {
         case .failure(let refusal): return refusal.response
         case .success(let value): body = value
         }
@@ -57,8 +57,8 @@ extension Application {
     }
 
     /// GET /api/instance/list[?instanceName=a,b]
-    func listInstances(_ context: RequestContext) -> HTTPResponse {
-        let filter: [String]? = context.request.queryValue("instanceName").map { raw in
+    func listInstances(_ request: HTTPRequest, _ context: RequestContext) -> HTTPResponse {
+        let filter: [String]? = request.queryValue("instanceName").map { raw in
             raw.split(separator: ",").map { $0.trimmedSpaces }.filter { !$0.isEmpty }
         }
         let found: [State.Instance]? = store.read { state in

@@ -21,11 +21,11 @@ extension Application {
     static let instanceNotFound = Refusal(response: .error(.notFound, "Instance not found"))
 
     /// The JSON body of a request, or the contract's 413/400.
-    func jsonBody(_ context: RequestContext) -> Result<JSONValue, Refusal> {
-        if context.request.bodyTooLarge || context.request.body.count > configuration.maxBodyBytes {
+    func jsonBody(_ request: HTTPRequest) -> Result<JSONValue, Refusal> {
+        if request.bodyTooLarge || request.body.count > configuration.maxBodyBytes {
             return .failure(Refusal(response: .error(.payloadTooLarge, "Request body too large")))
         }
-        guard let value = try? JSONParser.parse(context.request.body) else {
+        guard let value = try? JSONParser.parse(request.body) else {
             return .failure(Refusal(response: .error(.badRequest, "Invalid request body")))
         }
         return .success(value)

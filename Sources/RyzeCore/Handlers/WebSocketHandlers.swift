@@ -18,10 +18,10 @@ extension Application {
     }
 
     /// POST /api/events/websocket/:instance — replaces the configuration, never merges.
-    func saveWebSocket(_ context: RequestContext) -> HTTPResponse {
+    func saveWebSocket(_ request: HTTPRequest, _ context: RequestContext) -> HTTPResponse {
         if case .failure(let refusal) = store.read({ resolveInstance(context, in: $0) }) { return refusal.response }
         let body: JSONValue
-        switch jsonBody(context) {
+        switch jsonBody(request) {
         case .failure(let refusal): return refusal.response
         case .success(let value): body = value
         }
