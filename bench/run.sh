@@ -7,16 +7,18 @@
 #     fastcgi_keep_conn off and on, the same processes x threads for the C program and ryze-events,
 #     wrk alternating between them for ROUNDS rounds;
 #   - durable POST writes/s with 16 clients, next to this disk's raw fdatasync rate;
-#   - instructions per GET inside the worker (callgrind, excluding libfcgi and the kernel);
+#   - instructions per GET inside the worker (callgrind, excluding libfcgi and the kernel), and
+#     user-space instructions per request of a whole live worker next to the C floor's (callgrind,
+#     one thread each, through the same nginx);
 #   - the limiter's and the request path's in-process cost; replay of a 1,000,000-record log.
-# Settings: PROCS (2), THREADS (4), ROUNDS (3), DURATION (4 s per wrk run), CONNECTIONS (32),
+# Settings: PROCS (2), THREADS (4), ROUNDS (5), DURATION (4 s per wrk run), CONNECTIONS (32),
 # KEEPALIVE (4). Results: printed, and kept in bench/out/latest.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PROCS=${PROCS:-2}
 THREADS=${THREADS:-4}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-4}
 CONNECTIONS=${CONNECTIONS:-32}
 KEEPALIVE=${KEEPALIVE:-4}
@@ -36,6 +38,7 @@ cleanup() {
     [ -f "$DIR/nginx.pid" ] && kill "$(cat "$DIR/nginx.pid")" 2>/dev/null || true
     pkill -f "^$DIR/fcgi-hello" 2>/dev/null || true
     pkill -f "^$BIN serve --data-dir $DIR/data" 2>/dev/null || true
+    pkill -f "callgrind-out-file=$DIR/cg-live" 2>/dev/null || true
     sleep 0.5
     rm -rf "$DIR"
 }
@@ -48,7 +51,9 @@ spawn-fcgi -s "$DIR/ryze.sock" -M 0666 -F "$PROCS" -- "$BIN" serve --data-dir "$
 
 PORT_CLOSE=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 PORT_KEEP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT_CALLGRIND=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sed -e "s|@DIR@|$DIR|g" -e "s|@ROOT@|$ROOT|g" -e "s|@PORT_CLOSE@|$PORT_CLOSE|g" -e "s|@PORT_KEEP@|$PORT_KEEP|g" -e "s|@KEEPALIVE@|$KEEPALIVE|g" \
+    -e "s|@PORT_CALLGRIND@|$PORT_CALLGRIND|g" \
     bench/nginx.conf.template >"$DIR/nginx.conf"
 nginx -c "$DIR/nginx.conf" -p "$DIR"
 sleep 0.5
@@ -75,7 +80,11 @@ targets=("ceiling close /ceiling" "floor close /floor" "ryze close /api/events/g
          "ceiling keep /ceiling" "floor keep /floor" "ryze keep /api/events/getWebsocket/bench")
 echo "GET: $ROUNDS rounds x ${DURATION}s, $CONNECTIONS connections, ${PROCS} processes x ${THREADS} threads, nginx keepalive $KEEPALIVE"
 for round in $(seq "$ROUNDS"); do
-    for t in "${targets[@]}"; do
+    order=("${targets[@]}")
+    # Every other round backwards, so that a machine slowing down or speeding up during the run
+    # does not favour whoever comes first.
+    if (( round % 2 == 0 )); then order=(); for ((k = ${#targets[@]} - 1; k >= 0; k--)); do order+=("${targets[k]}"); done; fi
+    for t in "${order[@]}"; do
         set -- $t
         port=$PORT_CLOSE; [ "$2" = keep ] && port=$PORT_KEEP
         read -r rps p99 < <(measure "http://127.0.0.1:$port$3" -H "token: $TOKEN")
@@ -114,6 +123,32 @@ I2=$(instr 12000)
 PER_GET=$(( (I2 - I1) / 10000 ))
 callgrind_annotate --inclusive=yes "$DIR/cg.12000" 2>/dev/null | sed -n '20,70p' | cut -c1-200 >bench/out/callgrind-get.txt || true
 
+echo "callgrind: a whole live worker and the C floor, one thread each, through nginx..."
+# Both behind the same nginx as above, driven by one wrk connection; the counters are zeroed after
+# a warm-up and dumped after a measured run, and divided by the requests wrk saw completed.
+objcopy --strip-debug "$BIN" "$DIR/ryze-events-nodebug"
+spawn-fcgi -s "$DIR/cg-floor.sock" -M 0666 -F 1 -- "$(command -v valgrind)" --tool=callgrind \
+    --callgrind-out-file="$DIR/cg-live-floor" "$DIR/fcgi-hello" 1 >/dev/null
+spawn-fcgi -s "$DIR/cg-ryze.sock" -M 0666 -F 1 -- "$(command -v valgrind)" --tool=callgrind \
+    --callgrind-out-file="$DIR/cg-live-ryze" "$DIR/ryze-events-nodebug" serve --data-dir "$DIR/data" --threads 1 \
+    --log-level warning --rate-limit 6000000 --log-file "$DIR/worker-callgrind.log" >/dev/null
+live() {   # live NAME PATH -> "instructions-per-request requests"
+    local pid n total
+    pid=$(pgrep -f "callgrind-out-file=$DIR/cg-live-$1") || return 1
+    wrk -t1 -c1 -d2s -H "token: $TOKEN" "http://127.0.0.1:$PORT_CALLGRIND$2" >/dev/null
+    callgrind_control -z "$pid" >/dev/null
+    n=$(wrk -t1 -c1 -d4s -H "token: $TOKEN" "http://127.0.0.1:$PORT_CALLGRIND$2" | awk '/requests in/ { print $1 }')
+    callgrind_control -d "$pid" >/dev/null
+    total=$(callgrind_annotate "$DIR/cg-live-$1.1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !seen { gsub(",", "", $1); print $1; seen = 1 }')
+    echo "$(( total / n )) $n"
+}
+sleep 2   # valgrind starting up
+read -r LIVE_FLOOR _ < <(live floor /floor)
+read -r LIVE_RYZE LIVE_N < <(live ryze /api/events/getWebsocket/bench)
+LIVE_LIBFCGI=$(callgrind_annotate --inclusive=yes "$DIR/cg-live-ryze.1" 2>/dev/null | awk -v n="$LIVE_N" '
+    /\?\?\?:FCGX_(Accept|Finish)_r / { gsub(",", "", $1); sum += $1 } END { printf "%d", sum / n }')
+callgrind_annotate --inclusive=yes "$DIR/cg-live-ryze.1" 2>/dev/null | sed -n '20,80p' | cut -c1-200 >bench/out/callgrind-live-worker.txt || true
+
 LIMITER=$("$BENCH" limiter)
 REQUEST=$("$BENCH" request)
 LOGDIR=$("$BENCH" make-log 100000 10)
@@ -137,8 +172,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
     echo "raw fdatasync/s on the data disk:       $FSYNC   ratio $(ratio "$wps" "$FSYNC")"
     echo
     echo "instructions per GET in the worker:     $PER_GET (callgrind; routing, auth, rate limit, store, JSON; no libfcgi, no kernel)"
+    echo "user instructions per request, whole live worker (callgrind, 1 thread, through nginx):"
+    echo "  ryze-events GET $LIVE_RYZE (libfcgi's share $LIVE_LIBFCGI), C libfcgi floor $LIVE_FLOOR   ratio $(ratio "$LIVE_RYZE" "$LIVE_FLOOR")"
     echo "$LIMITER"
     echo "$REQUEST"
     echo "$REPLAY"
 } | tee "$OUT"
-echo "(kept in $OUT; callgrind breakdown in bench/out/callgrind-get.txt)"
+echo "(kept in $OUT; callgrind breakdowns in bench/out/callgrind-get.txt and bench/out/callgrind-live-worker.txt)"
