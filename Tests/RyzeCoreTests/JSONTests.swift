@@ -45,10 +45,12 @@ import Testing
 
 @Suite struct DirectWriterTests {
     @Test(arguments: [WebSocketConfig(enabled: true, events: [.labelUpdate, .messageStatus], mediaBase64: true),
-                      WebSocketConfig(enabled: true), WebSocketConfig(enabled: false)])
+                      WebSocketConfig(enabled: true), WebSocketConfig(enabled: false),
+                      WebSocketConfig(enabled: true, events: EventType.allCases.reversed(), mediaBase64: false)])
     func directWriterMatchesTheTree(_ config: WebSocketConfig) throws {
-        let direct = WebSocketConfig.successBody(message: "m", config: config)
-        let tree: JSONValue = .object([("success", .bool(true)), ("message", .string("m")), ("websocket", config.json)])
+        let direct = WebSocketConfig.successBody(message: "WebSocket configuration retrieved", config: config)
+        let tree: JSONValue = .object([("success", .bool(true)), ("message", .string("WebSocket configuration retrieved")),
+                                       ("websocket", config.json)])
         #expect(direct == tree.serialized())
     }
 }

@@ -4,10 +4,16 @@ public enum Names {
     public static func isValidName<S: StringProtocol>(_ s: S) -> Bool {
         let u = s.utf8
         guard !u.isEmpty, u.count <= 100 else { return false }
-        return u.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-                || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
-        }
+        return u.withContiguousStorageIfAvailable { bytes in bytes.allSatisfy(isNameByte) } ?? u.allSatisfy(isNameByte)
+    }
+
+    /// `[A-Za-z0-9_-]` as two 64-bit masks over ASCII: one test per byte, on every request path
+    /// that names an instance.
+    @inline(__always)
+    private static func isNameByte(_ c: UInt8) -> Bool {
+        let low: UInt64 = 0x03FF_2000_0000_0000      // '-' (45), '0'...'9' (48...57)
+        let high: UInt64 = 0x07FF_FFFE_87FF_FFFE     // 'A'...'Z' (65...90), '_' (95), 'a'...'z' (97...122)
+        return c < 64 ? (low >> UInt64(c)) & 1 == 1 : c < 128 && (high >> UInt64(c - 64)) & 1 == 1
     }
 
     /// A caller-chosen token: 16 to 256 printable ASCII characters, space excluded (headers trim it).

@@ -91,30 +91,35 @@ public struct WebSocketConfig: Equatable, Sendable {
 
     public static let unconfigured = WebSocketConfig(enabled: false)
 
-    /// The same as `json`, written directly: this is the body of the hottest response.
-    public func writeJSON(into out: inout [UInt8]) {
-        out.appendLiteral(enabled ? #"{"enabled":true,"events":["# : #"{"enabled":false,"events":["#)
-        var first = true
-        for e in eventList {
-            out.appendLiteral(first ? "\"" : ",\"")
-            first = false
-            out.appendLiteral(e.nameLiteral)
-            out.append(UInt8(ascii: "\""))
+    /// `{"success":true,"message":MESSAGE,"websocket":{...}}`, for the two WebSocket endpoints.
+    /// The message is a literal with nothing to escape, so it is copied as it is; everything is
+    /// copied straight into the array's storage.
+    public static func successBody(message: StaticString, config: WebSocketConfig) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 64 + message.utf8CodeUnitCount + maxJSONBytes) { buffer, count in
+            var w = LiteralWriter(buffer)
+            w.write(#"{"success":true,"message":""#)
+            w.write(message)
+            w.write(#"","websocket":"#)
+            config.write(to: &w)
+            w.write("}")
+            count = w.count
         }
-        out.appendLiteral(mediaBase64 ? #"],"mediaBase64":true}"# : #"],"mediaBase64":false}"#)
     }
 
-    /// `{"success":true,"message":MESSAGE,"websocket":{...}}`, for the two WebSocket endpoints.
-    /// The message is a literal with nothing to escape, so it is copied as it is.
-    public static func successBody(message: StaticString, config: WebSocketConfig) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(192)
-        out.appendLiteral(#"{"success":true,"message":""#)
-        out.appendLiteral(message)
-        out.appendLiteral(#"","websocket":"#)
-        config.writeJSON(into: &out)
-        out.append(UInt8(ascii: "}"))
-        return out
+    /// Longer than any configuration's JSON: six event names of at most 16 bytes, quoted.
+    static let maxJSONBytes = 64 + EventList.capacity * 20
+
+    /// The same as `json`, written directly: this is the body of the hottest response.
+    private func write(to w: inout LiteralWriter) {
+        w.write(enabled ? #"{"enabled":true,"events":["# : #"{"enabled":false,"events":["#)
+        var first = true
+        for e in eventList {
+            w.write(first ? "\"" : ",\"")
+            first = false
+            w.write(e.nameLiteral)
+            w.write("\"")
+        }
+        w.write(mediaBase64 ? #"],"mediaBase64":true}"# : #"],"mediaBase64":false}"#)
     }
 
     public var json: JSONValue {
@@ -151,5 +156,20 @@ public struct WebSocketConfig: Equatable, Sendable {
     public static func parse(body: JSONValue) -> WebSocketConfig? {
         guard case .object = body else { return nil }
         return parse(enabled: body["enabled"], events: body["events"], mediaBase64: body["mediaBase64"])
+    }
+}
+
+/// Copies literals into a buffer sized in advance by the caller.
+struct LiteralWriter {
+    let buffer: UnsafeMutableBufferPointer<UInt8>
+    var count = 0
+
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
+
+    mutating func write(_ s: StaticString) {
+        let n = s.utf8CodeUnitCount
+        precondition(count + n <= buffer.count)
+        (buffer.baseAddress! + count).update(from: s.utf8Start, count: n)
+        count += n
     }
 }

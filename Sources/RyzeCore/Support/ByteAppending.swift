@@ -7,12 +7,6 @@ extension Array where Element == UInt8 {
         s.withUTF8 { append(contentsOf: $0) }
     }
 
-    /// Appends a literal's bytes: one copy, no String, no once-initialised static array.
-    @inlinable
-    public mutating func appendLiteral(_ s: StaticString) {
-        append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-    }
-
     /// Appends a non-negative integer in decimal, zero-padded to `width`, without making a String.
     public mutating func appendDecimal(_ value: Int, width: Int = 1) {
         precondition(value >= 0)
