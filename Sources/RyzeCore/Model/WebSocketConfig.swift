@@ -7,16 +7,7 @@ public enum EventType: UInt8, CaseIterable, Sendable {
     case instanceState = 5
     case labelUpdate = 6
 
-    public var name: String {
-        switch self {
-        case .messageExchange: return "message.exchange"
-        case .messageStatus: return "message.status"
-        case .callUpdate: return "call.update"
-        case .groupFlow: return "group.flow"
-        case .instanceState: return "instance.state"
-        case .labelUpdate: return "label.update"
-        }
-    }
+    public var name: String { nameLiteral.description }
 
     /// The name as a literal, for writers that copy bytes without touching a String.
     var nameLiteral: StaticString {
