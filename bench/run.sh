@@ -156,6 +156,10 @@ REPLAY=$("$BENCH" replay "$LOGDIR")
 rm -rf "$LOGDIR"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# Ratio of medians, then each round's own ratio: how far one run's figure can be trusted.
+ratios() { printf '%s  (rounds:' "$(ratio "$(echo "${RPS[$1]}" | median)" "$(echo "${RPS[$2]}" | median)")"
+           paste -d' ' <(echo "${RPS[$1]}" | tr ' ' '\n' | grep .) <(echo "${RPS[$2]}" | tr ' ' '\n' | grep .) |
+               while read -r a b; do printf ' %s' "$(ratio "$a" "$b")"; done; echo ')'; }
 {
     echo "ryze-events benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m); wrk and every server on this machine"
     echo
@@ -164,9 +168,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
         printf '%-28s %12s %12s\n' "$k" "$(echo "${RPS[$k]}" | median)" "$(echo "${P99[$k]}" | median)"
     done
     echo
-    echo "ryze / C libfcgi floor, keep_conn off:  $(ratio "$(echo "${RPS[ryze-close]}" | median)" "$(echo "${RPS[floor-close]}" | median)")"
-    echo "ryze / C libfcgi floor, keep_conn on:   $(ratio "$(echo "${RPS[ryze-keep]}" | median)" "$(echo "${RPS[floor-keep]}" | median)")"
-    echo "ryze / nginx return 200, keep_conn on:  $(ratio "$(echo "${RPS[ryze-keep]}" | median)" "$(echo "${RPS[ceiling-keep]}" | median)")"
+    echo "ryze / C libfcgi floor, keep_conn off:  $(ratios ryze-close floor-close)"
+    echo "ryze / C libfcgi floor, keep_conn on:   $(ratios ryze-keep floor-keep)"
+    echo "ryze / nginx return 200, keep_conn on:  $(ratios ryze-keep ceiling-keep)"
     echo
     echo "durable POST writes/s (16 clients):     $wps (p99 $wp99 ms)"
     echo "raw fdatasync/s on the data disk:       $FSYNC   ratio $(ratio "$wps" "$FSYNC")"
