@@ -289,13 +289,15 @@ public final class FastCGIServer: @unchecked Sendable {
         String(decoding: UnsafeRawBufferPointer(start: start, count: count), as: UTF8.self)
     }
 
-    /// CONTENT_LENGTH as nginx sends it (digits, or empty); anything else counts as no body.
+    /// CONTENT_LENGTH as nginx sends it (digits, or empty). Anything else counts as no body; a
+    /// number too large for Int as a body too large.
     private static func decimalValue(_ s: UnsafePointer<CChar>) -> Int {
         var n = 0
         var p = s
         while p.pointee != 0 {
             let d = Int(p.pointee) - 48
-            guard d >= 0 && d <= 9, n < Int.max / 10 - 9 else { return 0 }
+            guard d >= 0 && d <= 9 else { return 0 }
+            guard n <= (Int.max - d) / 10 else { return .max }
             n = n * 10 + d
             p += 1
         }
@@ -400,7 +402,8 @@ public final class FastCGIServer: @unchecked Sendable {
     private static func put(_ s: String, _ out: UnsafeMutablePointer<FCGX_Stream>!) {
         var s = s
         s.withUTF8 { bytes in
-            _ = UnsafeRawPointer(bytes.baseAddress!).withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+            _ = UnsafeRawPointer(base).withMemoryRebound(to: CChar.self, capacity: bytes.count) {
                 FCGX_PutStr($0, Int32(bytes.count), out)
             }
         }

@@ -160,7 +160,7 @@ struct LiteralWriter {
     mutating func write(_ s: StaticString) {
         let n = s.utf8CodeUnitCount
         precondition(count + n <= buffer.count)
-        (buffer.baseAddress! + count).update(from: s.utf8Start, count: n)
+        (buffer.baseAddress! + count).initialize(from: s.utf8Start, count: n)
         count += n
     }
 }
