@@ -93,11 +93,20 @@ public struct HTTPHeaders: Sendable {
 
 public enum PercentDecoding {
     /// Decodes `%XX` escapes; nil when an escape is malformed or the result is not UTF-8.
-    public static func decode<S: StringProtocol>(_ s: S, plusIsSpace: Bool = false) -> String? {
-        let utf8 = s.utf8
-        if !utf8.contains(UInt8(ascii: "%")) && !(plusIsSpace && utf8.contains(UInt8(ascii: "+"))) {
-            return String(s)
-        }
+    /// A string with nothing to decode comes back as it is, without a copy.
+    public static func decode(_ s: String, plusIsSpace: Bool = false) -> String? {
+        hasEscapes(s.utf8, plusIsSpace) ? decodeEscapes(s.utf8, plusIsSpace) : s
+    }
+
+    public static func decode(_ s: Substring, plusIsSpace: Bool = false) -> String? {
+        hasEscapes(s.utf8, plusIsSpace) ? decodeEscapes(s.utf8, plusIsSpace) : String(s)
+    }
+
+    private static func hasEscapes<C: Collection<UInt8>>(_ utf8: C, _ plusIsSpace: Bool) -> Bool {
+        utf8.contains(UInt8(ascii: "%")) || (plusIsSpace && utf8.contains(UInt8(ascii: "+")))
+    }
+
+    private static func decodeEscapes<C: Collection<UInt8>>(_ utf8: C, _ plusIsSpace: Bool) -> String? {
         var out: [UInt8] = []
         out.reserveCapacity(utf8.count)
         var it = utf8.makeIterator()

@@ -9,13 +9,20 @@ public final class WorkerStatistics: Sendable {
     public let pid: Int32
     public let startedAt: UInt64   // Unix µs
     public let threads: Int
-    private let served = ManagedAtomic<Int>(0)
-    private let inFlight = ManagedAtomic<Int>(0)
+    // UnsafeAtomic, not ManagedAtomic: ManagedAtomic finds its storage through the class's runtime
+    // metadata on every access, a generic-metadata lookup that showed up in request-path profiles.
+    private let served = UnsafeAtomic<Int>.create(0)
+    private let inFlight = UnsafeAtomic<Int>.create(0)
 
     public init(threads: Int, clock: WallClock = .system) {
         pid = getpid()
         startedAt = clock.nowMicroseconds()
         self.threads = threads
+    }
+
+    deinit {
+        served.destroy()
+        inFlight.destroy()
     }
 
     public func requestStarted() { inFlight.wrappingIncrement(ordering: .relaxed) }
