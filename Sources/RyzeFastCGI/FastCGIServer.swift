@@ -54,6 +54,7 @@ public final class FastCGIServer: @unchecked Sendable {
     // metadata on every access, a generic-metadata lookup that showed up in request-path profiles.
     private let stopping = UnsafeAtomic<Bool>.create(false)
     private let finishedThreads = UnsafeAtomic<Int>.create(0)
+    private let recycling = UnsafeAtomic<Bool>.create(false)
     fileprivate var workers: [Worker] = []
 
     public init(configuration: Configuration, logger: Logger, statistics: WorkerStatistics? = nil,
@@ -63,12 +64,14 @@ public final class FastCGIServer: @unchecked Sendable {
         self.accessLogger = Logger(label: "ryze.access")
         self.logsAccess = accessLogger.logLevel <= .info
         self.statistics = statistics ?? WorkerStatistics(threads: configuration.threads)
+        precondition(self.statistics.threads >= max(1, configuration.threads), "WorkerStatistics needs a slot per thread")
         self.handler = handler
     }
 
     deinit {
         stopping.destroy()
         finishedThreads.destroy()
+        recycling.destroy()
     }
 
     /// Serves until SIGTERM, SIGINT, SIGQUIT, SIGUSR1 or SIGUSR2, then lets in-flight requests
@@ -92,8 +95,8 @@ public final class FastCGIServer: @unchecked Sendable {
         withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(listenFD, $0, &length) } }
         listenIsInet = address.ss_family == sa_family_t(AF_INET) || address.ss_family == sa_family_t(AF_INET6)
 
-        for _ in 0..<max(1, configuration.threads) {
-            let worker = Worker(server: self)
+        for index in 0..<max(1, configuration.threads) {
+            let worker = Worker(server: self, index: index)
             workers.append(worker)
             worker.start()
         }
@@ -179,16 +182,20 @@ public final class FastCGIServer: @unchecked Sendable {
                 // has closed its connection.
                 continue
             }
-            statistics.requestStarted()
+            statistics.requestStarted(thread: worker.index)
             serve(&request)
             finish(&request)
-            let served = statistics.requestFinished()
-            if let max = configuration.maxRequests, served >= max {
-                if served == max {
-                    logger.info("reached --max-requests, exiting for the supervisor to replace this worker", metadata: ["requests_served": "\(served)"])
-                    kill(getpid(), SIGTERM)   // picked up by run()'s sigtimedwait like an operator's stop
+            statistics.requestFinished(thread: worker.index)
+            if let max = configuration.maxRequests {
+                let served = statistics.requestsServed
+                if served >= max {
+                    // Every thread that sees the limit stops; the first one asks for the exit.
+                    if recycling.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+                        logger.info("reached --max-requests, exiting for the supervisor to replace this worker", metadata: ["requests_served": "\(served)"])
+                        kill(getpid(), SIGTERM)   // picked up by run()'s sigtimedwait like an operator's stop
+                    }
+                    break
                 }
-                break
             }
         }
     }
@@ -443,8 +450,12 @@ fileprivate final class Worker: @unchecked Sendable {
     let idle = UnsafeAtomic<Bool>.create(false)   // see FastCGIServer.stopping
     var thread = pthread_t()
 
-    init(server: FastCGIServer) {
+    /// This thread's slot in WorkerStatistics.
+    let index: Int
+
+    init(server: FastCGIServer, index: Int) {
         self.server = server
+        self.index = index
     }
 
     deinit { idle.destroy() }
