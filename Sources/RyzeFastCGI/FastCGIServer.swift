@@ -265,15 +265,15 @@ public final class FastCGIServer: @unchecked Sendable {
     static func readRequest(_ raw: inout FCGX_Request, maxBody: Int) -> HTTPRequest? {
         let p = Parameters(raw.envp)
         var path = "/"
-        var query = ""
+        var queryInURI: UnsafePointer<CChar>?
         if let uri = p.requestURI {
-            let q = strchr(uri, Int32(UInt8(ascii: "?")))
-            path = makeString(uri, q.map { UnsafePointer($0) - uri } ?? strlen(uri))
-            if let q { query = String(cString: q + 1) }
+            queryInURI = strchr(uri, Int32(UInt8(ascii: "?"))).map { UnsafePointer($0) + 1 }
+            path = makeString(uri, queryInURI.map { $0 - 1 - uri } ?? strlen(uri))
         } else if let d = p.documentURI {
             path = String(cString: d)
         }
-        if let q = p.queryString { query = String(cString: q) }
+        // QUERY_STRING when nginx sends it (Debian's fastcgi_params), else what follows the `?`.
+        let query = (p.queryString ?? queryInURI).map { String(cString: $0) } ?? ""
         let headers = HTTPHeaders(token: p.token.map { String(cString: $0) },
                                   authorization: p.authorization.map { String(cString: $0) },
                                   origin: p.origin.map { String(cString: $0) })

@@ -51,7 +51,7 @@ struct TestApp {
     }
 
     func call(_ method: String, _ uri: String, token: String? = nil, body: String? = nil, headers: [(String, String)] = []) -> HTTPResponse {
-        let (path, query) = HTTPRequest.splitURI(uri)
+        let (path, query) = splitURI(uri)
         var h = HTTPHeaders(headers)
         if let token { h["token"] = token }
         return app.respond(to: HTTPRequest(method: method, path: path, query: query, headers: h, remoteAddress: "127.0.0.1",
@@ -71,4 +71,10 @@ struct TestApp {
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
+}
+
+/// `/a/b?x=1` -> ("/a/b", "x=1"): what the adapter does with REQUEST_URI.
+func splitURI(_ uri: String) -> (path: String, query: String) {
+    guard let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (uri, "") }
+    return (String(uri[..<q]), String(uri[uri.index(after: q)...]))
 }

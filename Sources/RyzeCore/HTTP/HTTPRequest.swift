@@ -29,14 +29,6 @@ public struct HTTPRequest: Sendable {
         self.bodyTooLarge = bodyTooLarge
     }
 
-    /// Splits a REQUEST_URI such as `/a/b?x=1` into path and query.
-    public static func splitURI(_ uri: String) -> (path: String, query: String) {
-        guard let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (uri, "") }
-        let path = String(uri[..<q])
-        let query = String(uri[uri.index(after: q)...])
-        return (path, query)
-    }
-
     /// First value of a query parameter, percent-decoded (`+` means space, as in forms).
     public func queryValue(_ name: String) -> String? {
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
