@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 @testable import RyzeCore
@@ -180,5 +183,52 @@ import Testing
         #expect(reopened.stats.records == 17)
         try a.refresh()
         #expect(a.read { $0.instances.count } == 16)
+    }
+
+    /// Many more writer threads than cores, each writing as fast as it can: a writer woken by one
+    /// leader's broadcast while the next leader is committing its record must not return before
+    /// that leader has let go of its closure (it used to trap in withoutActuallyEscaping).
+    @Test func manyWriterThreadsEachGetTheirOwnOutcome() throws {
+        let dir = TempDirectory()
+        let store = try Store(directory: dir.path)
+        try store.write { _ in (LogRecord.accountCreated(name: "acme", token: TokenDigest(of: "acct"), instanceQuota: 0), ()) }
+        try store.write { _ in (LogRecord.instanceCreated(account: "acme", name: "i", token: TokenDigest(of: "t"), websocket: nil), ()) }
+        let threads = 16, writes = 300
+        final class Failures: @unchecked Sendable {
+            let lock = NSLock()
+            var count = 0
+            func add() { lock.lock(); count += 1; lock.unlock() }
+        }
+        final class Job: @unchecked Sendable {
+            let run: () -> Void
+            init(_ run: @escaping () -> Void) { self.run = run }
+        }
+        let failures = Failures()
+        var ids: [pthread_t] = []
+        for t in 0..<threads {
+            let job = Job {
+                for k in 0..<writes {
+                    let config = WebSocketConfig(enabled: true, events: [EventType.allCases[(t + k) % 6]])
+                    do {
+                        let echoed = try store.write { _ in
+                            (LogRecord.websocketSaved(account: "acme", name: "i", websocket: config), config)
+                        }
+                        if echoed != config { failures.add() }
+                    } catch {
+                        failures.add()
+                    }
+                }
+            }
+            var id = pthread_t()
+            let rc = pthread_create(&id, nil, { arg in
+                Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue().run()
+                return nil
+            }, Unmanaged.passRetained(job).toOpaque())
+            #expect(rc == 0)
+            ids.append(id)
+        }
+        for id in ids { pthread_join(id, nil) }
+        #expect(failures.count == 0)
+        #expect(try Store(directory: dir.path).stats.records == 2 + threads * writes)
     }
 }

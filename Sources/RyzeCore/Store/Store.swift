@@ -155,8 +155,11 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// `outcome` is read and written only under `group`. `decide` wraps a closure that is not
+    /// allowed to escape `append`: the leader drops it in the same critical section that
+    /// publishes the outcome, so it is gone before its writer can see the outcome and return.
     private final class PendingWrite {
-        let decide: (State) throws -> (LogRecord?, Any)
+        var decide: ((State) throws -> (LogRecord?, Any))?
         var outcome: Result<Any, Error>?
         init(_ decide: @escaping (State) throws -> (LogRecord?, Any)) { self.decide = decide }
     }
@@ -175,6 +178,18 @@ public final class Store: @unchecked Sendable {
             let batch = queue
             queue.removeAll(keepingCapacity: true)
             group.unlock()
+            // Outcomes are collected here and published together at the end: a writer may be
+            // woken by an earlier leader's broadcast at any moment, and must not find its
+            // outcome while this leader still holds its closure.
+            var outcomes: [(PendingWrite, Result<Any, Error>)] = []
+            defer {
+                group.lock()
+                for (w, outcome) in outcomes {
+                    w.decide = nil
+                    w.outcome = outcome
+                }
+                group.unlock()
+            }
             var frames: [UInt8] = []
             var offset = 0
             var decided: [(PendingWrite, Any)] = []
@@ -184,13 +199,13 @@ public final class Store: @unchecked Sendable {
                 do {
                     try catchUp(holdingFileLock: true)
                 } catch {
-                    for w in batch { w.outcome = .failure(error) }
+                    for w in batch { outcomes.append((w, .failure(error))) }
                     return
                 }
                 offset = appliedOffset
                 for w in batch {
                     do {
-                        let (record, value) = try w.decide(state)
+                        let (record, value) = try w.decide!(state)
                         if let record {
                             let frame = LogFormat.frame(record)
                             frames.append(contentsOf: frame)
@@ -198,19 +213,19 @@ public final class Store: @unchecked Sendable {
                             appliedOffset += frame.count
                             decided.append((w, value))
                         } else {
-                            w.outcome = .success(value)
+                            outcomes.append((w, .success(value)))
                         }
                     } catch {
-                        w.outcome = .failure(error)
+                        outcomes.append((w, .failure(error)))
                     }
                 }
             }
             guard !decided.isEmpty else { return }
             do {
                 try writeDurably(frames, at: offset)
-                for (w, value) in decided { w.outcome = .success(value) }
+                for (w, value) in decided { outcomes.append((w, .success(value))) }
             } catch {
-                for (w, _) in decided { w.outcome = .failure(error) }
+                for (w, _) in decided { outcomes.append((w, .failure(error))) }
             }
             rw.withWriteLock { appliedSeq.store(counter.bump(), ordering: .releasing) }
         } }
