@@ -113,10 +113,14 @@ echo "callgrind: instructions per GET inside the worker..."
 # valgrind 3.19 cannot read the toolchain's DWARF 5: profile a copy without debug sections
 # (function names stay, from the symbol table).
 objcopy --strip-debug "$BENCH" "$DIR/ryze-bench-nodebug"
+# cg_total FILE -> the instructions a callgrind profile counted in all.
+cg_total() {
+    # awk reads to the end: an early exit would SIGPIPE callgrind_annotate and fail the pipeline.
+    callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !seen { gsub(",", "", $1); print $1; seen = 1 }'
+}
 instr() {
     valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.$1" "$DIR/ryze-bench-nodebug" request-loop "$1" >/dev/null 2>&1
-    # awk reads to the end: an early exit would SIGPIPE callgrind_annotate and fail the pipeline.
-    callgrind_annotate "$DIR/cg.$1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !seen { gsub(",", "", $1); print $1; seen = 1 }'
+    cg_total "$DIR/cg.$1"
 }
 I1=$(instr 2000)
 I2=$(instr 12000)
@@ -139,7 +143,7 @@ live() {   # live NAME PATH -> "instructions-per-request requests"
     callgrind_control -z "$pid" >/dev/null
     n=$(wrk -t1 -c1 -d4s -H "token: $TOKEN" "http://127.0.0.1:$PORT_CALLGRIND$2" | awk '/requests in/ { print $1 }')
     callgrind_control -d "$pid" >/dev/null
-    total=$(callgrind_annotate "$DIR/cg-live-$1.1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !seen { gsub(",", "", $1); print $1; seen = 1 }')
+    total=$(cg_total "$DIR/cg-live-$1.1")
     echo "$(( total / n )) $n"
 }
 sleep 2   # valgrind starting up

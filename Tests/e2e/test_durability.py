@@ -22,12 +22,18 @@ def value(n):
     return {"enabled": True, "events": [e for i, e in enumerate(EVENTS) if n >> i & 1], "mediaBase64": bool(n & 64)}
 
 
-def test_acknowledged_writes_survive_sigkill_of_every_worker(fresh):
-    d = fresh(workers=3, threads=4)
-    t = d.account("storm")
-    names = [f"i{k}" for k in range(12)]
+def account_with_instances(d, account, prefix, count):
+    """A new account holding `count` instances named prefix0, prefix1...: (token, names)."""
+    t = d.account(account)
+    names = [f"{prefix}{k}" for k in range(count)]
     for n in names:
         d.create_instance(t, n)
+    return t, names
+
+
+def test_acknowledged_writes_survive_sigkill_of_every_worker(fresh):
+    d = fresh(workers=3, threads=4)
+    t, names = account_with_instances(d, "storm", "i", 12)
     history = {n: {"acked": None, "attempted": []} for n in names}
     stop = threading.Event()
 
@@ -128,10 +134,7 @@ def test_damage_in_the_middle_refuses_to_serve_until_repaired(fresh, tmp_path):
 
 def test_compaction_under_concurrent_writes_loses_nothing(fresh):
     d = fresh(workers=3, threads=3)
-    t = d.account("compact")
-    names = [f"c{k}" for k in range(8)]
-    for n in names:
-        d.create_instance(t, n)
+    t, names = account_with_instances(d, "compact", "c", 8)
     last = {}
     stop = threading.Event()
     errors = []

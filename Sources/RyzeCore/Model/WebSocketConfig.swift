@@ -149,18 +149,3 @@ public struct WebSocketConfig: Equatable, Sendable {
         return parse(enabled: body["enabled"], events: body["events"], mediaBase64: body["mediaBase64"])
     }
 }
-
-/// Copies literals into a buffer sized in advance by the caller.
-struct LiteralWriter {
-    let buffer: UnsafeMutableBufferPointer<UInt8>
-    var count = 0
-
-    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
-
-    mutating func write(_ s: StaticString) {
-        let n = s.utf8CodeUnitCount
-        precondition(count + n <= buffer.count)
-        (buffer.baseAddress! + count).initialize(from: s.utf8Start, count: n)
-        count += n
-    }
-}
