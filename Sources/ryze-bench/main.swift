@@ -50,7 +50,7 @@ func limiter() throws {
 
 /// The GET path's application, with one account and one configured instance.
 func benchApplication(_ dir: String) throws -> (Application, HTTPRequest) {
-    let store = try Store(directory: dir)
+    let store = try LogStore(directory: dir)
     let token = "bench-account-token-0123456789"
     try store.write { _ in (LogRecord.accountCreated(name: "bench", token: TokenDigest(of: token), instanceQuota: 0), ()) }
     try store.write { _ in (LogRecord.instanceCreated(account: "bench", name: "shop", token: TokenDigest(of: "i-" + token),
@@ -77,7 +77,7 @@ func makeLog(instances: Int, updates: Int) throws {
     let dir = tempDir()
     var bytes = LogFormat.header()
     bytes += LogFormat.frame(.accountCreated(name: "bench", token: TokenDigest(of: "bench"), instanceQuota: 0))
-    let fd = open(dir + "/" + Store.logName, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    let fd = open(dir + "/" + LogStore.logName, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     func flush() {
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
         bytes.removeAll(keepingCapacity: true)
@@ -98,7 +98,7 @@ func makeLog(instances: Int, updates: Int) throws {
 
 func replay(dir: String) throws {
     let start = nowNanos()
-    let store = try Store(directory: dir)
+    let store = try LogStore(directory: dir)
     let seconds = Double(nowNanos() - start) / 1e9
     let s = store.stats
     print(String(format: "replay: %d records (%.1f MB) in %.2f s = %.0f records/s; peak RSS %.1f MiB; %d instances",

@@ -34,15 +34,9 @@ struct AccountCommand: ParsableCommand {
         }
 
         func run() throws {
-            let store = openStore(data)
             let token = self.token ?? TokenGenerator.make()
-            let digest = TokenDigest(of: token)
             do {
-                try store.write { state -> (LogRecord?, Void) in
-                    if state.accounts[name] != nil { throw Fatal("account \(name) already exists") }
-                    if state.tokenInUse(digest) { throw Fatal("that token is already in use") }
-                    return (.accountCreated(name: name, token: digest, instanceQuota: instanceQuota), ())
-                }
+                try Accounts.create(in: openStore(data), name: name, token: token, instanceQuota: instanceQuota)
             } catch {
                 fail("\(error)")
             }
@@ -56,8 +50,7 @@ struct AccountCommand: ParsableCommand {
         @OptionGroup var data: DataDirectory
 
         func run() throws {
-            let store = openStore(data)
-            let accounts = store.read { $0.accounts.values.sorted { $0.name < $1.name } }
+            let accounts = Accounts.list(in: openStore(data))
             print("NAME\tSTATUS\tINSTANCES\tQUOTA")
             for a in accounts {
                 print("\(a.name)\t\(a.disabled ? "disabled" : "active")\t\(a.instances.count)\t\(a.instanceQuota == 0 ? "unlimited" : String(a.instanceQuota))")
@@ -76,12 +69,8 @@ struct AccountCommand: ParsableCommand {
         var name: String
 
         func run() throws {
-            let store = openStore(data)
             do {
-                try store.write { state -> (LogRecord?, Void) in
-                    guard let account = state.accounts[name] else { throw Fatal("no account named \(name)") }
-                    return (account.disabled ? nil : .accountDisabled(name: name), ())
-                }
+                try Accounts.disable(in: openStore(data), name: name)
             } catch {
                 fail("\(error)")
             }
@@ -90,9 +79,9 @@ struct AccountCommand: ParsableCommand {
     }
 }
 
-func openStore(_ data: DataDirectory) -> Store {
+func openStore(_ data: DataDirectory) -> LogStore {
     do {
-        return try Store(directory: data.path)
+        return try LogStore(directory: data.path)
     } catch {
         fail("\(error)")
     }

@@ -17,18 +17,17 @@ struct LogCommand: ParsableCommand {
         @OptionGroup var data: DataDirectory
 
         func run() throws {
-            let report = LogInspector.inspect(path: data.path + "/" + Store.logName)
+            let files = DataFiles(directory: data.path)
+            let report: LogMaintenance.Report
+            do { report = try LogMaintenance.verify(files) } catch { fail("\(error)") }
             switch report {
-            case .unreadable(let reason):
-                fail(reason)
             case let .ok(records, bytes):
                 print("ok: \(records) records, \(bytes) bytes")
             case let .damaged(records, offset, reason, validAfter, size):
-                let path = data.path + "/" + Store.logName
                 if let validAfter {
-                    fail("\(path): damaged at offset \(offset) (\(reason)) after \(records) valid records; valid records follow at offset \(validAfter): run `ryze-events log repair` to cut the log there (a backup is kept)")
+                    fail("\(files.log): damaged at offset \(offset) (\(reason)) after \(records) valid records; valid records follow at offset \(validAfter): run `ryze-events log repair` to cut the log there (a backup is kept)")
                 }
-                fail("\(path): torn tail at offset \(offset) (\(reason)), \(size - offset) bytes after \(records) valid records; the next worker start or write cuts it")
+                fail("\(files.log): torn tail at offset \(offset) (\(reason)), \(size - offset) bytes after \(records) valid records; the next worker start or write cuts it")
             }
         }
     }
@@ -39,14 +38,8 @@ struct LogCommand: ParsableCommand {
         @OptionGroup var data: DataDirectory
 
         func run() throws {
-            let path = data.path + "/" + Store.logName
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { fail("cannot open \(path): \(String(cString: strerror(errno)))") }
-            defer { close(fd) }
             do {
-                let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, offset, _ in
-                    print("\(offset)\t\(LogInspector.describe(record))")
-                }
+                let result = try LogMaintenance.dump(DataFiles(directory: data.path)) { offset, record in print("\(offset)\t\(record)") }
                 if result.stop != .clean { fail("stopped at offset \(result.end): \(result.stop)") }
             } catch {
                 fail("\(error)")
@@ -62,9 +55,8 @@ struct LogCommand: ParsableCommand {
         @OptionGroup var data: DataDirectory
 
         func run() throws {
-            let store = openStore(data)
             do {
-                let r = try store.compact()
+                let r = try openStore(data).compact()
                 print("compacted: \(r.recordsBefore) records (\(r.bytesBefore) bytes) -> \(r.recordsAfter) records (\(r.bytesAfter) bytes)")
             } catch {
                 fail("\(error)")
@@ -81,10 +73,14 @@ struct LogCommand: ParsableCommand {
         @OptionGroup var data: DataDirectory
 
         func run() throws {
-            let path = data.path + "/" + Store.logName
+            let files = DataFiles(directory: data.path)
             do {
-                let outcome = try LogInspector.repair(path: path)
-                print(outcome)
+                switch try LogMaintenance.repair(files, backupSuffix: String(Int(Date().timeIntervalSince1970))) {
+                case .nothingToRepair(let records):
+                    print("nothing to repair: \(records) valid records")
+                case let .cut(offset, reason, kept, droppedBytes, droppedRecords, backup):
+                    print("cut \(files.log) at offset \(offset) (\(reason)): kept \(kept) records, dropped \(droppedBytes) bytes holding \(droppedRecords) valid-looking records; backup at \(backup)")
+                }
             } catch {
                 fail("\(error)")
             }

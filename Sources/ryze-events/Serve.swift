@@ -73,7 +73,7 @@ struct Serve: ParsableCommand {
         do {
             try LogSetup.bootstrap(file: logFile, level: logLevel)
             let logger = Logger(label: "ryze.serve")
-            let store = try Store(directory: data.path, autoCompactionFactor: compactFactor > 0 ? compactFactor : nil,
+            let store = try LogStore(directory: data.path, autoCompactionFactor: compactFactor > 0 ? compactFactor : nil,
                                   logger: Logger(label: "ryze.store"))
             let table = try SharedRateTable(path: data.path + "/ratelimit.table", capacity: rateTableSlots)
             let limits = RateLimiter.Limits(perToken: rateLimit, createPerToken: createRateLimit, perAddress: anonRateLimit)

@@ -75,15 +75,15 @@ import Testing
 
     @Test func storeReplaysAndSharesAcrossInstances() throws {
         let dir = TempDirectory()
-        let a = try Store(directory: dir.path)
-        let b = try Store(directory: dir.path)   // a second "process": its own fds and lock
+        let a = try LogStore(directory: dir.path)
+        let b = try LogStore(directory: dir.path)   // a second "process": its own fds and lock
         try a.write { _ in (Self.samples[0], ()) }
         try b.refresh()
         #expect(b.read { $0.accounts["acme"]?.instanceQuota } == 7)
         try b.write { _ in (Self.samples[1], ()) }
         try a.refresh()
         #expect(a.read { $0.instance(account: "acme", name: "i1") } != nil)
-        let c = try Store(directory: dir.path)
+        let c = try LogStore(directory: dir.path)
         #expect(c.read { $0.instances.count } == 1)
         let mode = try FileManager.default.attributesOfItem(atPath: dir.path + "/events.log")[.posixPermissions] as? Int
         #expect(mode == 0o600)
@@ -94,9 +94,9 @@ import Testing
     @Test func tornTailIsCutAtOpen() throws {
         let dir = TempDirectory()
         try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
-        let path = dir.path + "/" + Store.logName
+        let path = dir.path + "/" + LogStore.logName
         try writeLog(path, Array(Self.samples.prefix(3)), tail: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
-        let store = try Store(directory: dir.path)
+        let store = try LogStore(directory: dir.path)
         #expect(store.read { $0.instances.count } == 2)
         let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int
         #expect(size == store.stats.bytes)
@@ -108,7 +108,7 @@ import Testing
     @Test func damageInTheMiddleRefusesToOpen() throws {
         let dir = TempDirectory()
         try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
-        let path = dir.path + "/" + Store.logName
+        let path = dir.path + "/" + LogStore.logName
         var bytes = LogFormat.header()
         bytes += LogFormat.frame(Self.samples[0])
         let damagedAt = bytes.count
@@ -117,14 +117,14 @@ import Testing
         bytes += f + LogFormat.frame(Self.samples[2])
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         #expect(throws: StoreError.damaged(path: path, offset: damagedAt, reason: "checksum mismatch")) {
-            _ = try Store(directory: dir.path)
+            _ = try LogStore(directory: dir.path)
         }
     }
 
     @Test func compactionKeepsStateAndOthersFollow() throws {
         let dir = TempDirectory()
-        let a = try Store(directory: dir.path)
-        let b = try Store(directory: dir.path)
+        let a = try LogStore(directory: dir.path)
+        let b = try LogStore(directory: dir.path)
         for r in Self.samples.prefix(4) { try a.write { _ in (r, ()) } }
         for _ in 0..<20 {
             try a.write { _ in (LogRecord.websocketSaved(account: "acme", name: "i1", websocket: WebSocketConfig(enabled: true)), ()) }
@@ -144,7 +144,7 @@ import Testing
 
     @Test func refusedWriteAppendsNothing() throws {
         let dir = TempDirectory()
-        let s = try Store(directory: dir.path)
+        let s = try LogStore(directory: dir.path)
         let bytes = s.stats.bytes
         #expect(throws: TestFailure.self) { try s.write { _ -> (LogRecord?, Void) in throw TestFailure("no") } }
         try s.write { _ in (nil, ()) }
@@ -155,8 +155,8 @@ import Testing
 @Suite struct GroupCommitTests {
     @Test func concurrentWritersAreAllDurableAndDecidedInOrder() async throws {
         let dir = TempDirectory()
-        let a = try Store(directory: dir.path)
-        let b = try Store(directory: dir.path)   // another "process" writing at the same time
+        let a = try LogStore(directory: dir.path)
+        let b = try LogStore(directory: dir.path)   // another "process" writing at the same time
         try a.write { _ in (LogRecord.accountCreated(name: "acme", token: TokenDigest(of: "acct"), instanceQuota: 0), ()) }
         // 64 writers race to create 16 names: each name exactly once, whichever store wins.
         let created = await withTaskGroup(of: Bool.self) { group in
@@ -178,7 +178,7 @@ import Testing
             return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }
         #expect(created == 16)
-        let reopened = try Store(directory: dir.path)
+        let reopened = try LogStore(directory: dir.path)
         #expect(reopened.read { $0.instances.count } == 16)
         #expect(reopened.stats.records == 17)
         try a.refresh()
@@ -190,7 +190,7 @@ import Testing
     /// that leader has let go of its closure (it used to trap in withoutActuallyEscaping).
     @Test func manyWriterThreadsEachGetTheirOwnOutcome() throws {
         let dir = TempDirectory()
-        let store = try Store(directory: dir.path)
+        let store = try LogStore(directory: dir.path)
         try store.write { _ in (LogRecord.accountCreated(name: "acme", token: TokenDigest(of: "acct"), instanceQuota: 0), ()) }
         try store.write { _ in (LogRecord.instanceCreated(account: "acme", name: "i", token: TokenDigest(of: "t"), websocket: nil), ()) }
         let threads = 16, writes = 300
@@ -229,6 +229,51 @@ import Testing
         }
         for id in ids { pthread_join(id, nil) }
         #expect(failures.count == 0)
-        #expect(try Store(directory: dir.path).stats.records == 2 + threads * writes)
+        #expect(try LogStore(directory: dir.path).stats.records == 2 + threads * writes)
+    }
+}
+
+@Suite struct LogStoreShapeTests {
+    /// The writer that crosses the threshold returns at once; the compactor thread rewrites the
+    /// log after it.
+    @Test func automaticCompactionRunsOffTheWritersThread() throws {
+        let dir = TempDirectory()
+        let store = try LogStore(directory: dir.path, autoCompactionFactor: 2)
+        try store.write { _ in (LogRecord.accountCreated(name: "acme", token: TokenDigest(of: "acct"), instanceQuota: 0), ()) }
+        try store.write { _ in (LogRecord.instanceCreated(account: "acme", name: "i", token: TokenDigest(of: "t"), websocket: nil), ()) }
+        for k in 0..<(LogStore.autoCompactionMinimum + 10) {
+            let config = WebSocketConfig(enabled: k % 2 == 0)
+            try store.write { _ in (LogRecord.websocketSaved(account: "acme", name: "i", websocket: config), ()) }
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while store.stats.records > 10 && Date() < deadline { usleep(20_000) }
+        #expect(store.stats.records == 2)
+        #expect(try LogStore(directory: dir.path).read { $0.instance(account: "acme", name: "i")?.websocket } == WebSocketConfig(enabled: false))
+    }
+
+    /// `decide` refuses with its own error type, which comes back unchanged; its value otherwise.
+    @Test func writesAreTypedEndToEnd() throws {
+        let dir = TempDirectory()
+        let store = try LogStore(directory: dir.path)
+        struct No: Error, Equatable { var why: String }
+        #expect(throws: No(why: "taken")) {
+            try store.write { _ throws(No) -> (LogRecord?, Int) in throw No(why: "taken") }
+        }
+        let value = try store.write { _ in (LogRecord.accountCreated(name: "a", token: TokenDigest(of: "x"), instanceQuota: 1), 42) }
+        #expect(value == 42)
+        #expect(store.stats.writable)
+    }
+
+    @Test func maintenanceReadsUnderTheLockAndRepairs() throws {
+        let dir = TempDirectory()
+        let store = try LogStore(directory: dir.path)
+        for r in LogTests.samples.prefix(3) { try store.write { _ in (r, ()) } }
+        let files = DataFiles(directory: dir.path)
+        guard case .ok(let records, _) = try LogMaintenance.verify(files) else { Issue.record("not ok"); return }
+        #expect(records == 3)
+        var dumped: [LogRecord] = []
+        _ = try LogMaintenance.dump(files) { _, r in dumped.append(r) }
+        #expect(dumped == Array(LogTests.samples.prefix(3)))
+        guard case .nothingToRepair(3) = try LogMaintenance.repair(files, backupSuffix: "t") else { Issue.record("repaired"); return }
     }
 }

@@ -46,3 +46,36 @@ import Testing
         #expect(allowed == ["POST"])
     }
 }
+
+@Suite struct RouteTableTests {
+    @Test func duplicateRoutesAreRefused() throws {
+        var r = Router<String>()
+        try r.register("GET", "/api/events/getWebsocket/:instance", "a")
+        #expect(throws: Router<String>.RouteError.duplicate(method: "GET", pattern: "/api/events/getWebsocket/:name")) {
+            try r.register("GET", "/api/events/getWebsocket/:name", "b")
+        }
+        // Another method on the same path is a different route.
+        try r.register("POST", "/api/events/getWebsocket/:instance", "c")
+    }
+
+    @Test(arguments: ["api/x", "/api//x", "/api/x/", "/api/:", "/api/:1x", "/api/:a/:a", "/api/a%20b", "/api/a b"])
+    func malformedPatternsAreRefused(_ pattern: String) {
+        var r = Router<String>()
+        #expect(throws: Router<String>.RouteError.self) { try r.register("GET", pattern, "x") }
+    }
+
+    @Test func methodMustBeAToken() {
+        var r = Router<String>()
+        #expect(throws: Router<String>.RouteError.self) { try r.register("get", "/x", "x") }
+    }
+
+    /// The application's own table registers without a complaint (add() would stop the process).
+    @Test func applicationRoutesAreWellFormed() {
+        var fresh = Router<Int>()
+        for (method, pattern) in [("GET", "/api/events/getWebsocket/:instance"), ("POST", "/api/events/websocket/:instance"),
+                                  ("POST", "/api/instance/new"), ("GET", "/api/instance/list"), ("DELETE", "/api/instance/delete/:instance")] {
+            #expect(throws: Never.self) { try fresh.register(method, pattern, 0) }
+        }
+        _ = Application.routes()
+    }
+}

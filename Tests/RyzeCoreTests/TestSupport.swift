@@ -36,13 +36,13 @@ extension HTTPResponse {
 /// An Application over a temporary store with one account, for handler-level tests.
 struct TestApp {
     let dir = TempDirectory()
-    let store: Store
+    let store: LogStore
     let app: Application
     let clock = ManualClock()
     let accountToken = "account-token-0123456789"
 
     init(limits: RateLimiter.Limits = .init(perToken: 10_000, createPerToken: 10_000, perAddress: 10_000), cors: Set<String> = []) throws {
-        store = try Store(directory: dir.path)
+        store = try LogStore(directory: dir.path)
         let table = try SharedRateTable(path: dir.path + "/ratelimit.table", capacity: 1024)
         app = Application(store: store, limiter: RateLimiter(table: table, limits: limits, clock: clock.wallClock),
                           configuration: .init(corsOrigins: cors))

@@ -1,20 +1,14 @@
 extension Application {
     /// POST /api/instance/new (account token only; its own rate-limit bucket).
-    func createInstance(_ request: HTTPRequest, _ context: RequestContext) -> HTTPResponse {
-        guard case .account(let account) = context.principal else { return .error(.unauthorized, "Invalid token") }
-        let body: JSONValue
-        switch jsonBody(request) {
-        case .failure(let refusal): return refusal.response
-        case .success(let value): body = value
-        }
-        guard case .object = body, case .string(let name)? = body["name"], Names.isValidName(name) else {
-            return .error(.badRequest, "Invalid request body")
-        }
+    func createInstance(_ request: HTTPRequest, _ context: RequestContext) throws(APIError) -> HTTPResponse {
+        guard case .account(let account) = context.principal else { throw .invalidToken }
+        let body = try jsonBody(request)
+        guard case .object = body, case .string(let name)? = body["name"], Names.isValidName(name) else { throw .invalidBody }
         let token: String
         switch body["token"] {
         case nil, .null?: token = TokenGenerator.make()
         case .string(let chosen)? where Names.isValidChosenToken(chosen): token = chosen
-        default: return .error(.badRequest, "Invalid request body")
+        default: throw .invalidBody
         }
         // An invalid websocket block does not abort creation (RyzeAPI: log and continue).
         var websocket: WebSocketConfig?
@@ -26,25 +20,14 @@ extension Application {
             }
         }
         let digest = TokenDigest(of: token)
-        do {
-            try store.write { state -> (LogRecord?, Void) in
-                guard let owner = state.accounts[account] else { throw Refusal(response: .error(.unauthorized, "Invalid token")) }
-                if state.instance(account: account, name: name) != nil {
-                    throw Refusal(response: .error(.conflict, "Instance name already exists"))
-                }
-                if state.tokenInUse(digest) {
-                    throw Refusal(response: .error(.conflict, "Token already in use"))
-                }
-                if owner.instanceQuota > 0 && owner.instances.count >= Int(owner.instanceQuota) {
-                    throw Refusal(response: .error(.forbidden, "Account instance quota exceeded"))
-                }
-                return (.instanceCreated(account: account, name: name, token: digest, websocket: websocket), ())
+        try write(context) { state throws(APIError) -> (LogRecord?, Void) in
+            guard let owner = state.accounts[account] else { throw .invalidToken }
+            if state.instance(account: account, name: name) != nil { throw .refused(.conflict, "Instance name already exists") }
+            if state.tokenInUse(digest) { throw .refused(.conflict, "Token already in use") }
+            if owner.instanceQuota > 0 && owner.instances.count >= Int(owner.instanceQuota) {
+                throw .refused(.forbidden, "Account instance quota exceeded")
             }
-        } catch let refusal as Refusal {
-            return refusal.response
-        } catch {
-            logger.error("cannot create instance", metadata: ["error": "\(error)"])
-            return .error(.internalServerError, "Failed to create instance")
+            return (.instanceCreated(account: account, name: name, token: digest, websocket: websocket), ())
         }
         return Application.success(.created, "Instance created", [
             ("instance", .object([
@@ -57,7 +40,7 @@ extension Application {
     }
 
     /// GET /api/instance/list[?instanceName=a,b]
-    func listInstances(_ request: HTTPRequest, _ context: RequestContext) -> HTTPResponse {
+    func listInstances(_ request: HTTPRequest, _ context: RequestContext) throws(APIError) -> HTTPResponse {
         let filter: [String]? = request.queryValue("instanceName").map { raw in
             raw.split(separator: ",").map { $0.trimmedSpaces }.filter { !$0.isEmpty }
         }
@@ -75,7 +58,7 @@ extension Application {
                 return names.sorted().compactMap { state.instance(account: account, name: $0) }
             }
         }
-        guard let found else { return .error(.notFound, "Instance not found") }
+        guard let found else { throw .instanceNotFound }
         let message = found.count == 1 ? "1 Instance found" : "\(found.count) Instances found"
         return Application.success(message, [
             ("instances", .array(found.map { i in
@@ -89,17 +72,10 @@ extension Application {
     }
 
     /// DELETE /api/instance/delete/:instance (account token only).
-    func deleteInstance(_ context: RequestContext) -> HTTPResponse {
-        do {
-            try store.write { state -> (LogRecord?, Void) in
-                let instance = try resolveInstance(context, in: state).get()
-                return (.instanceDeleted(account: instance.account, name: instance.name), ())
-            }
-        } catch let refusal as Refusal {
-            return refusal.response
-        } catch {
-            logger.error("cannot delete instance", metadata: ["error": "\(error)"])
-            return .error(.internalServerError, "Failed to delete instance: \(error)")
+    func deleteInstance(_ context: RequestContext) throws(APIError) -> HTTPResponse {
+        try write(context) { state throws(APIError) -> (LogRecord?, Void) in
+            let instance = try resolveInstance(context, in: state)
+            return (.instanceDeleted(account: instance.account, name: instance.name), ())
         }
         return Application.success("Instance deleted", [("instance", .object([("status", .string("deleted"))]))])
     }

@@ -40,11 +40,73 @@ public struct Router<Handler: Sendable>: Sendable {
 
     public init() {}
 
-    public mutating func add(_ method: String, _ pattern: String, _ handler: Handler) {
-        let segments = pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { s -> Segment in
-            s.hasPrefix(":") ? .parameter(String(s.dropFirst())) : .literal(Array(s.utf8))
+    /// A route the router refuses: a programming error in the route table.
+    public enum RouteError: Error, Equatable, CustomStringConvertible {
+        case malformed(pattern: String, reason: String)
+        case duplicate(method: String, pattern: String)
+
+        public var description: String {
+            switch self {
+            case let .malformed(pattern, reason): return "malformed route pattern \(pattern): \(reason)"
+            case let .duplicate(method, pattern): return "route \(method) \(pattern) registered twice"
+            }
         }
-        routes.append(Route(method: method, pattern: Array(segments), handler: handler))
+    }
+
+    /// Adds a route; a malformed pattern or a second route of the same method and shape stops
+    /// the process with the reason. The route table is fixed at start, so every test finds it.
+    public mutating func add(_ method: String, _ pattern: String, _ handler: Handler) {
+        do { try register(method, pattern, handler) } catch { preconditionFailure("\(error)") }
+    }
+
+    /// `pattern` is `/`-separated: non-empty literal segments of URL path characters, or
+    /// `:name` captures with distinct identifier names. Two routes of one method may not have the
+    /// same shape (the same literals with captures in the same places): the second could never match.
+    public mutating func register(_ method: String, _ pattern: String, _ handler: Handler) throws(RouteError) {
+        guard !method.isEmpty, method.utf8.allSatisfy({ $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else {
+            throw .malformed(pattern: pattern, reason: "method \(method) is not an upper-case token")
+        }
+        guard pattern.hasPrefix("/") else { throw .malformed(pattern: pattern, reason: "it does not start with /") }
+        var segments: [Segment] = []
+        var names: Set<String> = []
+        for s in pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
+            guard !s.isEmpty else { throw .malformed(pattern: pattern, reason: "empty segment") }
+            if s.hasPrefix(":") {
+                let name = String(s.dropFirst())
+                guard let first = name.utf8.first, !(first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9")),
+                      name.utf8.allSatisfy({ Router.isIdentifierByte($0) }) else {
+                    throw .malformed(pattern: pattern, reason: "capture name :\(name) is not an identifier")
+                }
+                guard names.insert(name).inserted else { throw .malformed(pattern: pattern, reason: "capture :\(name) appears twice") }
+                segments.append(.parameter(name))
+            } else {
+                guard s.utf8.allSatisfy({ Router.isLiteralByte($0) }) else {
+                    throw .malformed(pattern: pattern, reason: "segment \(s) holds characters a path cannot match literally")
+                }
+                segments.append(.literal(Array(s.utf8)))
+            }
+        }
+        let shape = Router.shape(segments)
+        if routes.contains(where: { $0.method == method && Router.shape($0.pattern) == shape }) {
+            throw .duplicate(method: method, pattern: pattern)
+        }
+        routes.append(Route(method: method, pattern: segments, handler: handler))
+    }
+
+    /// Literals as they are, every capture alike: two patterns of one shape match the same paths.
+    private static func shape(_ segments: [Segment]) -> [[UInt8]?] {
+        segments.map { if case .literal(let l) = $0 { return l } else { return nil } }
+    }
+
+    private static func isIdentifierByte(_ c: UInt8) -> Bool {
+        (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+            || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: "_")
+    }
+
+    /// Unreserved and sub-delimiter characters, `:` and `@` (RFC 3986 pchar without `%`): a
+    /// literal with `%` would never equal a path compared before decoding.
+    private static func isLiteralByte(_ c: UInt8) -> Bool {
+        isIdentifierByte(c) || Array("-._~!$&'()*+,;=:@".utf8).contains(c)
     }
 
     public func match(method: String, path: String) -> Match {

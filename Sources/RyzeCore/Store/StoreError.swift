@@ -11,6 +11,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case damaged(path: String, offset: Int, reason: String)
     /// The data directory or its lock could not be opened.
     case unusable(String)
+    /// An earlier `fdatasync` failed: the log is indeterminate and this process writes no more.
+    case unwritable(String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,16 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         case let .damaged(path, offset, reason):
             return "\(path): damaged record at offset \(offset) (\(reason)) with valid records after it; run `ryze-events log verify` to inspect and `ryze-events log repair` to cut the log at that offset (a backup is kept)"
         case .unusable(let m): return m
+        case .unwritable(let m): return "writes refused until this worker restarts (an earlier fdatasync failed: \(m))"
+        }
+    }
+
+    /// A short cause for an HTTP answer: no paths, offsets or system details (those go to the log).
+    public var publicCause: String {
+        switch self {
+        case .io: return "storage error"
+        case .badHeader, .damaged: return "storage damaged"
+        case .unusable, .unwritable: return "storage unavailable"
         }
     }
 

@@ -1,0 +1,51 @@
+extension Application {
+    /// SPEC §2's scope rules for a `:instance` path segment: an instance token may only name its
+    /// own instance (403 otherwise, existing or not); an account token sees only what it owns (404).
+    func resolveInstance(_ context: RequestContext, in state: State) throws(APIError) -> State.Instance {
+        let name = context.parameters["instance"] ?? ""
+        switch context.principal {
+        case .instance(let key):
+            guard key.name == name else { throw .refused(.forbidden, "Instance token does not match the requested instance") }
+            guard let instance = state.instances[key] else { throw .instanceNotFound }
+            return instance
+        case .account(let account):
+            guard Names.isValidName(name), let instance = state.instance(account: account, name: name) else { throw .instanceNotFound }
+            return instance
+        }
+    }
+
+    /// The JSON body of a request, or the contract's 413/400.
+    func jsonBody(_ request: HTTPRequest) throws(APIError) -> JSONValue {
+        if request.bodyTooLarge || request.body.count > configuration.maxBodyBytes {
+            throw .refused(.payloadTooLarge, "Request body too large")
+        }
+        guard let value = try? JSONParser.parse(request.body) else { throw .invalidBody }
+        return value
+    }
+
+    /// A store write on behalf of a request. `decide` runs under the deployment's write lock
+    /// against the current state (see `StateStore.write` for what it may not do); the caller's
+    /// token is checked again there first, so a token revoked after authentication changes nothing.
+    func write<T>(_ context: RequestContext, _ decide: (State) throws(APIError) -> (LogRecord?, T)) throws(APIError) -> T {
+        do {
+            return try store.write { state throws(APIError) -> (LogRecord?, T) in
+                guard state.principal(for: context.digest) == context.principal else { throw .invalidToken }
+                return try decide(state)
+            }
+        } catch let error as APIError {
+            throw error
+        } catch let error as StoreError {
+            throw .storeFailed(error)
+        } catch {
+            throw .storeFailed(.io("\(error)"))
+        }
+    }
+
+    static func success(_ message: String, _ payload: [(String, JSONValue)]) -> HTTPResponse {
+        success(.ok, message, payload)
+    }
+
+    static func success(_ status: HTTPStatus, _ message: String, _ payload: [(String, JSONValue)]) -> HTTPResponse {
+        .json(status, .object([("success", .bool(true)), ("message", .string(message))] + payload))
+    }
+}

@@ -1,0 +1,31 @@
+/// The account rules, beside the instance rules of the handlers: the command line only parses
+/// arguments and prints what these return.
+public enum Accounts {
+    public struct Refusal: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Creates an account holding `token` (as its digest).
+    public static func create(in store: some StateStore, name: String, token: String, instanceQuota: UInt32) throws {
+        let digest = TokenDigest(of: token)
+        try store.write { state throws(Refusal) -> (LogRecord?, Void) in
+            if state.accounts[name] != nil { throw Refusal(description: "account \(name) already exists") }
+            if state.tokenInUse(digest) { throw Refusal(description: "that token is already in use") }
+            return (.accountCreated(name: name, token: digest, instanceQuota: instanceQuota), ())
+        }
+    }
+
+    /// Disables an account: its token and its instances' tokens stop working at once. Disabling
+    /// a disabled account changes nothing.
+    public static func disable(in store: some StateStore, name: String) throws {
+        try store.write { state throws(Refusal) -> (LogRecord?, Void) in
+            guard let account = state.accounts[name] else { throw Refusal(description: "no account named \(name)") }
+            return (account.disabled ? nil : .accountDisabled(name: name), ())
+        }
+    }
+
+    /// Every account, sorted by name.
+    public static func list(in store: some StateStore) -> [State.Account] {
+        store.read { $0.accounts.values.sorted { $0.name < $1.name } }
+    }
+}

@@ -1,0 +1,37 @@
+/// SPEC §2: finds the token (header, Bearer, query) and who owns it. Never refuses by itself:
+/// the rate limiter needs to know the bucket first, and `Authorization` answers later.
+struct Authentication: Middleware {
+    let store: any StateStore
+
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
+        if let token = TokenSource.token(in: request) {
+            let digest = TokenDigest(of: token)
+            state.token = token
+            state.digest = digest
+            state.principal = store.read { $0.principal(for: digest) }
+        }
+        return next(&state)
+    }
+}
+
+/// Refuses what authentication found wanting: no token (401 with SPEC's message), an unknown
+/// token, or an instance token on an account-only endpoint (401 `Invalid token`).
+struct Authorization: Middleware {
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
+        guard let endpoint = state.endpoint else { return next(&state) }
+        if state.token == nil {
+            return .error(.unauthorized, "Missing token in header, Authorization header, or query parameter")
+        }
+        guard let principal = state.principal, !(endpoint.access == .accountOnly && principal.isInstance) else {
+            return .error(.unauthorized, "Invalid token")
+        }
+        return next(&state)
+    }
+}
+
+extension State.Principal {
+    var isInstance: Bool {
+        if case .instance = self { return true }
+        return false
+    }
+}

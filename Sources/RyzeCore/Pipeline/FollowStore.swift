@@ -1,0 +1,29 @@
+import Logging
+
+/// Catches up with what other processes wrote before anything reads the state. A failure is kept
+/// in the request state, and `RequireFreshState` answers with the route's 500.
+struct FollowStore: Middleware {
+    let store: any StateStore
+    let logger: Logger
+
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
+        do {
+            try store.refresh()
+        } catch {
+            state.storeError = error
+            logger.error("cannot follow the store", metadata: ["error": "\(error)"])
+        }
+        return next(&state)
+    }
+}
+
+/// Every route refuses to serve from a state that could not catch up: authentication itself
+/// reads it, and a revocation must take effect at once (SPEC §2). The route's own 500 answers.
+struct RequireFreshState: Middleware {
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
+        if let error = state.storeError, let endpoint = state.endpoint {
+            return .error(.internalServerError, endpoint.storeFailure.text(for: error))
+        }
+        return next(&state)
+    }
+}

@@ -1,0 +1,16 @@
+/// One line per record for `log dump`: tokens only as digest prefixes, never anything secret.
+extension LogRecord: CustomStringConvertible {
+    public var description: String {
+        func ws(_ c: WebSocketConfig?) -> String {
+            guard let c else { return "websocket=null" }
+            return "websocket={enabled:\(c.enabled) events:[\(c.events.map(\.name).joined(separator: ","))] mediaBase64:\(c.mediaBase64)}"
+        }
+        switch self {
+        case let .accountCreated(name, token, quota): return "account.created name=\(name) token=\(token) quota=\(quota)"
+        case let .accountDisabled(name): return "account.disabled name=\(name)"
+        case let .instanceCreated(account, name, token, w): return "instance.created account=\(account) name=\(name) token=\(token) \(ws(w))"
+        case let .instanceDeleted(account, name): return "instance.deleted account=\(account) name=\(name)"
+        case let .websocketSaved(account, name, w): return "websocket.saved account=\(account) name=\(name) \(ws(w))"
+        }
+    }
+}
