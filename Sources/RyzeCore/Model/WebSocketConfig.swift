@@ -100,7 +100,7 @@ public struct WebSocketConfig: Equatable, Sendable {
     /// Longer than any configuration's JSON: six event names of at most 16 bytes, quoted.
     static let maxJSONBytes = 64 + EventList.capacity * 20
 
-    /// The same as `json`, written directly: this is the body of the hottest response.
+    /// The configuration's JSON object, written directly: this is the body of the hottest response.
     private func write(to w: inout LiteralWriter) {
         w.write(enabled ? #"{"enabled":true,"events":["# : #"{"enabled":false,"events":["#)
         var first = true
@@ -113,12 +113,17 @@ public struct WebSocketConfig: Equatable, Sendable {
         w.write(mediaBase64 ? #"],"mediaBase64":true}"# : #"],"mediaBase64":false}"#)
     }
 
+    /// The same object as a JSON value, for answers built as JSONValue trees (list, create).
+    /// Parsed from what `write(to:)` writes, so the object's shape has one source.
     public var json: JSONValue {
-        .object([
-            ("enabled", .bool(enabled)),
-            ("events", .array(events.map { .string($0.name) })),
-            ("mediaBase64", .bool(mediaBase64)),
-        ])
+        let bytes = [UInt8](unsafeUninitializedCapacity: WebSocketConfig.maxJSONBytes) { buffer, count in
+            var w = LiteralWriter(buffer)
+            write(to: &w)
+            count = w.count
+        }
+        // Our own writer's output: failing to parse it is a bug, not an input error.
+        guard let value = try? JSONParser.parse(bytes) else { preconditionFailure("WebSocketConfig wrote invalid JSON") }
+        return value
     }
 
     /// Validates the body of `POST /api/events/websocket/:instance` (or the `websocket*` fields of

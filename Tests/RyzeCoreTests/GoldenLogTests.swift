@@ -1,0 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+@testable import RyzeCore
+
+/// Pins log_format.md: `Golden/events-v1.log` was written by format version 1 and is kept as it
+/// is. Every later version must still read it, record by record, and must still write those
+/// records to the same bytes. Never regenerate it to make this test pass: a failure here means
+/// existing deployments' logs would no longer read. A new record type gets a golden file of its
+/// own beside this one.
+@Suite struct GoldenLogTests {
+    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/events-v1.log").path
+
+    /// What the golden file holds, in order: one of each record type, with every shape of the
+    /// websocket field (absent, disabled, enabled with all types, with some, with media).
+    static let records: [LogRecord] = [
+        .accountCreated(name: "acme", token: TokenDigest(of: "golden-account-token-1"), instanceQuota: 100),
+        .accountCreated(name: "unlimited_co-2", token: TokenDigest(of: "golden-account-token-2"), instanceQuota: 0),
+        .instanceCreated(account: "acme", name: "shop", token: TokenDigest(of: "golden-instance-token-1"), websocket: nil),
+        .instanceCreated(account: "acme", name: "desk", token: TokenDigest(of: "golden-instance-token-2"),
+                         websocket: WebSocketConfig(enabled: true, events: [.messageExchange, .labelUpdate], mediaBase64: true)),
+        .websocketSaved(account: "acme", name: "shop", websocket: WebSocketConfig(enabled: true)),
+        .websocketSaved(account: "acme", name: "shop", websocket: WebSocketConfig(enabled: false)),
+        .websocketSaved(account: "acme", name: "desk",
+                        websocket: WebSocketConfig(enabled: true, events: [.messageStatus, .callUpdate, .groupFlow, .instanceState], mediaBase64: false)),
+        .instanceDeleted(account: "acme", name: "desk"),
+        .accountDisabled(name: "unlimited_co-2"),
+    ]
+
+    @Test func version1LogStillReadsRecordByRecord() throws {
+        let fd = open(Self.path, O_RDONLY)
+        #expect(fd >= 0, "missing \(Self.path)")
+        defer { close(fd) }
+        var header = [UInt8](repeating: 0, count: LogFormat.headerSize)
+        #expect(header.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, 0) } == LogFormat.headerSize)
+        #expect(LogFormat.isValidHeader(header[...]))
+        var seen: [LogRecord] = []
+        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, _, _ in seen.append(record) }
+        #expect(result.stop == .clean)
+        #expect(seen.count == Self.records.count)
+        for (k, (got, want)) in zip(seen, Self.records).enumerated() {
+            #expect(got == want, "record \(k)")
+        }
+    }
+
+    @Test func version1RecordsStillEncodeToTheSameBytes() throws {
+        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.path)))
+        var bytes = LogFormat.header()
+        for r in Self.records { bytes += LogFormat.frame(r) }
+        #expect(bytes == golden)
+    }
+
+    @Test func version1LogReplaysIntoAStore() throws {
+        let dir = TempDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Self.path, toPath: dir.path + "/events.log")
+        let store = try LogStore(directory: dir.path)
+        #expect(store.read { $0.accounts["acme"]?.instances } == ["shop"])
+        #expect(store.read { $0.accounts["unlimited_co-2"]?.disabled } == true)
+        #expect(store.read { $0.instance(account: "acme", name: "shop")?.websocket } == WebSocketConfig(enabled: false))
+        #expect(store.read { $0.principal(for: TokenDigest(of: "golden-instance-token-1")) }
+                == .instance(State.InstanceKey(account: "acme", name: "shop")))
+    }
+
+    /// Writes the golden file; run once, by hand, when a NEW golden file is added:
+    /// `RYZE_WRITE_GOLDEN=1 swift test --filter GoldenLogTests`.
+    @Test func writeGoldenFileWhenAsked() throws {
+        guard ProcessInfo.processInfo.environment["RYZE_WRITE_GOLDEN"] == "1" else { return }
+        var bytes = LogFormat.header()
+        for r in Self.records { bytes += LogFormat.frame(r) }
+        try Data(bytes).write(to: URL(fileURLWithPath: Self.path))
+    }
+}
