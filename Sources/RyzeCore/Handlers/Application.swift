@@ -39,7 +39,7 @@ public final class Application: Sendable {
         if let path = configuration.statusPath { steps.append(StatusPageStep(path: path, application: self)) }
         steps += [
             FollowStore(store: store, logger: logger),
-            Authentication(store: store),
+            Authentication(store: store, memo: TokenMemo()),
             CORS(origins: configuration.corsOrigins),
             RateLimiting(limiter: limiter),
             Preflight(),

@@ -2,13 +2,20 @@
 /// the rate limiter needs to know the bucket first, and `Authorization` answers later.
 struct Authentication: Middleware {
     let store: any StateStore
+    let memo: TokenMemo
 
     func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
         if let token = TokenSource.token(in: request) {
-            let digest = TokenDigest(of: token)
+            var principal: State.Principal?
+            let (digest, _) = memo.digest(of: token) { d in
+                principal = store.read { $0.principal(for: d) }
+                return principal != nil
+            }
             state.token = token
             state.digest = digest
-            state.principal = store.read { $0.principal(for: digest) }
+            // A memo hit skipped the lookup above; it is made here, in the current state, so a
+            // revocation takes effect at once.
+            state.principal = principal ?? store.read { $0.principal(for: digest) }
         }
         return next(&state)
     }
