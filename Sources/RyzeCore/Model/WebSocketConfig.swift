@@ -129,24 +129,10 @@ public struct WebSocketConfig: Equatable, Sendable {
     /// Validates the body of `POST /api/events/websocket/:instance` (or the `websocket*` fields of
     /// instance creation): nil for anything the contract calls an invalid body.
     public static func parse(enabled: JSONValue?, events: JSONValue?, mediaBase64: JSONValue?) -> WebSocketConfig? {
-        guard case .bool(let isEnabled)? = enabled else { return nil }
-        var types: [EventType] = []
-        switch events {
-        case nil: break
-        case .array(let items)?:
-            for item in items {
-                guard case .string(let s) = item, let t = EventType(name: s) else { return nil }
-                types.append(t)
-            }
-        default: return nil
-        }
-        var media = false
-        switch mediaBase64 {
-        case nil: break
-        case .bool(let b)?: media = b
-        default: return nil
-        }
-        return WebSocketConfig(enabled: isEnabled, events: types, mediaBase64: media)
+        guard case .bool(let isEnabled)? = enabled,
+              let list = ConfigFields.events(events),
+              let media = ConfigFields.bool(mediaBase64, default: false) else { return nil }
+        return WebSocketConfig(enabled: isEnabled, eventList: list, mediaBase64: media)
     }
 
     public static func parse(body: JSONValue) -> WebSocketConfig? {

@@ -1,0 +1,18 @@
+/// Random bytes for keys and secrets. `SystemRandomNumberGenerator` is the system CSPRNG
+/// (`getrandom(2)` on Linux), safe for cryptographic use and shared by every thread.
+enum SecureRandom {
+    static func bytes(_ count: Int) -> [UInt8] {
+        var rng = SystemRandomNumberGenerator()
+        var out: [UInt8] = []
+        out.reserveCapacity(count + 7)
+        while out.count < count {
+            var word = rng.next()
+            for _ in 0..<8 {
+                out.append(UInt8(truncatingIfNeeded: word))
+                word >>= 8
+            }
+        }
+        out.removeLast(out.count - count)
+        return out
+    }
+}
