@@ -19,7 +19,8 @@ extension Application {
             ("instances", "Instances.", Double(stats.instances)),
             ("ratelimit_slots", "Capacity of the shared rate-limit table.", Double(limiter.table.capacity)),
             ("ratelimit_live_buckets", "Rate-limit buckets not yet full again.", Double(liveBuckets)),
-            ("ratelimit_saturated_total", "Requests admitted uncounted because the table was full for their key.", Double(limiter.table.saturated)),
+            ("ratelimit_saturated_total", "Requests without a valid token refused because the table was full for their network.", Double(limiter.table.saturated)),
+            ("ratelimit_replaced_total", "Rate-limit slots taken over from a live bucket because a key's window was full.", Double(limiter.table.replaced)),
             ("uptime_seconds", "Seconds since this worker started.", Double(now - (w?.startedAt ?? now)) / 1_000_000),
         ]
         if request.queryValue("format") == "prometheus" {
@@ -43,7 +44,7 @@ extension Application {
             ("accounts", .number(Double(stats.accounts))),
             ("instances", .number(Double(stats.instances))),
             ("rateLimit", .object([("slots", .number(Double(limiter.table.capacity))), ("liveBuckets", .number(Double(liveBuckets))),
-                                   ("saturated", .number(Double(limiter.table.saturated)))])),
+                                   ("saturated", .number(Double(limiter.table.saturated))), ("replaced", .number(Double(limiter.table.replaced)))])),
         ]))
     }
 }
