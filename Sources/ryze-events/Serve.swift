@@ -27,8 +27,14 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("create-rate-limit"), help: "POST /api/instance/new per minute per account token.")
     var createRateLimit: Int = 20
 
-    @Option(name: .customLong("anon-rate-limit"), help: "Requests per minute per client address without a valid token.")
+    @Option(name: .customLong("anon-rate-limit"), help: "Requests per minute per client network (--anon-ipv4-prefix, --anon-ipv6-prefix) without a valid token.")
     var anonRateLimit: Int = 30
+
+    @Option(name: .customLong("anon-ipv4-prefix"), help: ArgumentHelp("Requests without a valid token are limited per IPv4 network of this prefix length (1 to 32).", valueName: "bits"))
+    var anonIPv4Prefix: Int = 32
+
+    @Option(name: .customLong("anon-ipv6-prefix"), help: ArgumentHelp("Requests without a valid token are limited per IPv6 network of this prefix length (1 to 128).", valueName: "bits"))
+    var anonIPv6Prefix: Int = 64
 
     @Option(name: .customLong("rate-table-slots"), help: "Slots of the shared rate-limit table, used when the deployment creates it.")
     var rateTableSlots: Int = 65536
@@ -59,6 +65,8 @@ struct Serve: ParsableCommand {
         for (flag, v) in [("--rate-limit", rateLimit), ("--create-rate-limit", createRateLimit), ("--anon-rate-limit", anonRateLimit)] {
             guard v >= 1 && v <= 6_000_000 else { throw ValidationError("\(flag) must be between 1 and 6000000 per minute") }
         }
+        guard ClientNetwork.Prefixes.ipv4Range.contains(anonIPv4Prefix) else { throw ValidationError("--anon-ipv4-prefix must be between 1 and 32") }
+        guard ClientNetwork.Prefixes.ipv6Range.contains(anonIPv6Prefix) else { throw ValidationError("--anon-ipv6-prefix must be between 1 and 128") }
         guard rateTableSlots >= 64 && rateTableSlots <= 1 << 26 else { throw ValidationError("--rate-table-slots must be between 64 and 67108864") }
         guard compactFactor >= 0 else { throw ValidationError("--compact-factor must be 0 or more") }
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must be 0 or more") }
@@ -81,7 +89,7 @@ struct Serve: ParsableCommand {
             let key = try data.loadKey(for: store)
             let app = Application(
                 store: store,
-                limiter: RateLimiter(table: table, limits: limits),
+                limiter: RateLimiter(table: table, limits: limits, prefixes: .init(ipv4: anonIPv4Prefix, ipv6: anonIPv6Prefix)),
                 configuration: .init(corsOrigins: Set(corsOrigins), statusPath: statusPath),
                 secrets: SecretBox(key: key),
                 statistics: statistics,

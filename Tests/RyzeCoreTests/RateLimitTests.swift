@@ -83,7 +83,7 @@ import Testing
         #expect(t1.liveEntries(now: now) == 2)
     }
 
-    @Test func fullTableFailsOpenAndExpiredSlotsAreReused() throws {
+    @Test func fullTableNeverAdmitsUncountedAndExpiredSlotsAreReused() throws {
         let dir = TempDirectory()
         try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
         let t = try SharedRateTable(path: dir.path + "/rl", capacity: 32)
@@ -91,9 +91,11 @@ import Testing
         for i in 0..<32 { _ = t.consume(key: t.key(address: "10.0.0.\(i)"), rule: g, now: now) }
         #expect(t.liveEntries(now: now) == 32)
         let extra = t.key(address: "10.0.1.1")
-        #expect(t.consume(key: extra, rule: g, now: now).allowed)
-        #expect(t.consume(key: extra, rule: g, now: now).allowed)   // not counted: fail open
+        // No fail open: the newcomer would share the least indebted bucket, and every one is empty.
+        #expect(!t.consume(key: extra, rule: g, now: now).allowed)
+        #expect(!t.consume(key: extra, rule: g, now: now).allowed)
         #expect(t.saturated == 2)
+        #expect(t.replaced == 0)
         // A minute later every bucket is full again, so its slot may be taken.
         let later = now + 60_000_010
         #expect(t.consume(key: extra, rule: g, now: later).allowed)

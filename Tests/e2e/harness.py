@@ -54,7 +54,8 @@ class Response:
 
 
 class Deployment:
-    def __init__(self, workers=2, threads=4, args=(), supervisor="spawn-fcgi", nginx_workers=2, multiwatch_args=()):
+    def __init__(self, workers=2, threads=4, args=(), supervisor="spawn-fcgi", nginx_workers=2, multiwatch_args=(),
+                 nginx_server=""):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="ryze-e2e-"))
         os.chmod(self.dir, 0o755)   # nginx's workers (nobody) must reach the socket
         self.data = self.dir / "data"
@@ -67,6 +68,7 @@ class Deployment:
         self.supervisor = supervisor
         self.nginx_workers = nginx_workers
         self.multiwatch_args = list(multiwatch_args)
+        self.nginx_server = nginx_server   # extra directives for the server block
         self.nginx = None
         self.multiwatch = None
 
@@ -116,6 +118,7 @@ class Deployment:
         for k, v in {"@RUN_DIR@": str(self.dir), "@PORT@": str(self.port), "@SOCKET@": str(self.sock),
                      "@WORKERS@": str(self.nginx_workers), "@ROOT@": str(ROOT)}.items():
             conf = conf.replace(k, v)
+        conf = conf.replace("server_name localhost;", "server_name localhost;\n        " + self.nginx_server, 1)
         (self.dir / "nginx.conf").write_text(conf)
         self.nginx = subprocess.Popen(["nginx", "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir), "-g", "daemon off;"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -163,7 +166,9 @@ class Deployment:
         assert out.count("\n") == 1, out
         return out.strip()
 
-    def request(self, method, path, token=None, headers=None, body=None, auth=None):
+    def request(self, method, path, token=None, headers=None, body=None, auth=None, source_address=None):
+        """One request on a connection of its own; `source_address` binds the client side to that
+        local address (on Linux any of 127/8 is), so a test can play many clients."""
         h = dict(headers or {})
         if token is not None:
             h["token"] = token
@@ -173,7 +178,8 @@ class Deployment:
             body = json.dumps(body)
         if isinstance(body, str):
             body = body.encode()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30,
+                                          source_address=(source_address, 0) if source_address else None)
         try:
             conn.request(method, path, body=body, headers=h)
             r = conn.getresponse()

@@ -2,12 +2,13 @@
 import concurrent.futures
 import os
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
 
-from harness import Deployment
+from harness import BIN, Deployment
 
 LIMITED = ["--threads", "4"]
 
@@ -134,3 +135,93 @@ def test_sigkill_two_of_four_workers_under_load(fresh):
     fresh_token = d.account("after-kill")
     rs, elapsed = burst(d, 20, token=fresh_token)
     assert all(r.status == 200 for r in rs)
+
+
+def test_address_flood_cannot_switch_off_a_token_limit(fresh):
+    """The issue "The rate limiter under attack": bogus-token requests from ever new client
+    addresses fill a small table; a fresh token bursting meanwhile is still held to its limit.
+    (When a full window admitted uncounted, all 120 of its requests were admitted.)"""
+    slots, limit = 1024, 50
+    d = fresh(workers=2, threads=4, args=["--rate-table-slots", str(slots), "--rate-limit", str(limit),
+                                          "--status-path", "/status"])
+    victim = d.account("victim")
+    stop = threading.Event()
+    errors = []
+
+    def flood(k):
+        # Thread k walks addresses 127.(100+k).y.z, each a network the table has not seen. Four
+        # requests from each keep its bucket live for 8 s (30/min: 2 s a request), so the table
+        # stays full while the token bursts instead of freeing slots as buckets run out.
+        n = 0
+        try:
+            while not stop.is_set():
+                addr = f"127.{100 + k}.{n >> 8 & 255}.{n & 255}"
+                for _ in range(4):
+                    d.request("GET", "/api/instance/list", token="bogus-token-0123456789", source_address=addr)
+                n += 1
+        except Exception as e:   # surfaces below rather than dying silently in the thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=flood, args=(k,)) for k in range(16)]
+    for th in threads:
+        th.start()
+    try:
+        d.wait_for(lambda: d.request("GET", "/status").json["rateLimit"]["liveBuckets"] == slots,
+                   "the flood to fill every slot of the table", timeout=8)
+        rs, elapsed = burst(d, 120, token=victim)
+        after = d.request("GET", "/status").json["rateLimit"]
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(30)
+    assert not errors, errors[:3]
+    admitted = sum(r.status == 200 for r in rs)
+    assert admitted + sum(r.status == 429 for r in rs) == 120, {r.status for r in rs}
+    # GCRA, 50/min: one request per 1.2 s after a burst of 50; never more, flood or not.
+    assert limit <= admitted <= limit + elapsed / (60 / limit) + 1, (admitted, elapsed, after)
+    # The table stayed full, and slots were taken over from live buckets.
+    assert after["liveBuckets"] >= slots - 32 and after["replaced"] >= 1, after
+    prom = d.request("GET", "/status?format=prometheus").body.decode()
+    assert "# TYPE ryze_events_ratelimit_replaced_total counter" in prom
+
+
+def test_anonymous_requests_are_charged_to_their_network(fresh):
+    d = fresh(workers=2, threads=2, args=["--anon-rate-limit", "3", "--anon-ipv4-prefix", "24"])
+
+    def remaining(addr):
+        r = d.request("GET", "/api/instance/list", token="bogus-token-0123456789", source_address=addr)
+        assert r.status in (401, 429) and r.headers["x-ratelimit-limit"] == "3", r
+        return int(r.headers["x-ratelimit-remaining"])
+    # One /24, one bucket of 3 (it refills one every 20 s, far slower than this test).
+    assert [remaining(a) for a in ("127.0.5.1", "127.0.5.2", "127.0.5.200", "127.0.5.9")] == [2, 1, 0, 0]
+    assert remaining("127.0.6.1") == 2
+
+
+def test_behind_a_trusted_proxy_realip_names_the_client(fresh):
+    # nginx.conf.example's realip lines, trusting 127.0.0.1 as the proxy.
+    d = fresh(workers=2, threads=2, args=["--anon-rate-limit", "3"],
+              nginx_server="set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-For; real_ip_recursive on;")
+
+    def remaining(forwarded, source=None):
+        r = d.request("GET", "/api/instance/list", headers={"X-Forwarded-For": forwarded}, source_address=source)
+        assert r.status in (401, 429) and r.headers["x-ratelimit-limit"] == "3", r
+        return int(r.headers["x-ratelimit-remaining"])
+    assert remaining("198.51.100.7") == 2
+    assert remaining("198.51.100.8") == 2
+    # A client's own X-Forwarded-For entries come before the proxy's: the last untrusted one counts.
+    assert remaining("203.0.113.5, 198.51.100.7") == 1
+    # IPv6 clients by their /64.
+    assert remaining("2001:db8:1:2::1") == 2
+    assert remaining("2001:db8:1:2:ffff:ffff:ffff:ffff") == 1
+    assert remaining("2001:db8:1:3::1") == 2
+    # From an address that is not a trusted proxy the header counts for nothing.
+    assert remaining("198.51.100.9", source="127.0.0.2") == 2
+    assert remaining("198.51.100.10", source="127.0.0.2") == 1
+
+
+@pytest.mark.parametrize("flag,value", [("--anon-ipv4-prefix", "0"), ("--anon-ipv4-prefix", "33"),
+                                        ("--anon-ipv6-prefix", "0"), ("--anon-ipv6-prefix", "129")])
+def test_prefix_flags_are_validated(tmp_path, flag, value):
+    r = subprocess.run([BIN, "serve", "--data-dir", str(tmp_path / "data"), "--listen", f"unix:{tmp_path}/x.sock", flag, value],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0 and f"{flag} must be between 1 and" in r.stderr, r.stderr

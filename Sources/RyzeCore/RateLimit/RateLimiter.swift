@@ -17,20 +17,22 @@ public struct RateLimiter: Sendable {
         case token(TokenDigest)
         /// A valid token creating an instance: a bucket of its own.
         case create(TokenDigest)
-        /// No token or an invalid one: the client address.
+        /// No token or an invalid one: the client address (`REMOTE_ADDR`), charged to its network.
         case address(String)
     }
 
     public let table: SharedRateTable
     public let limits: Limits
+    public let prefixes: ClientNetwork.Prefixes
     public let clock: WallClock
     private let general: GCRA
     private let create: GCRA
     private let anonymous: GCRA
 
-    public init(table: SharedRateTable, limits: Limits, clock: WallClock = .system) {
+    public init(table: SharedRateTable, limits: Limits, prefixes: ClientNetwork.Prefixes = .init(), clock: WallClock = .system) {
         self.table = table
         self.limits = limits
+        self.prefixes = prefixes
         self.clock = clock
         general = GCRA(limit: limits.perToken)
         create = GCRA(limit: limits.createPerToken)
@@ -42,7 +44,8 @@ public struct RateLimiter: Sendable {
         switch bucket {
         case .token(let d): return table.consume(key: table.key(digest: d, bucket: 1), rule: general, now: now)
         case .create(let d): return table.consume(key: table.key(digest: d, bucket: 2), rule: create, now: now)
-        case .address(let a): return table.consume(key: table.key(address: a), rule: anonymous, now: now)
+        case .address(let a):
+            return table.consume(key: table.key(network: ClientNetwork(remoteAddress: a, prefixes: prefixes)), rule: anonymous, now: now)
         }
     }
 }

@@ -13,8 +13,22 @@ import Glibc
 /// 40-bit field is read unambiguously: a stored TAT that is behind now, or implausibly far ahead,
 /// describes a full bucket — exactly like an empty slot — and may be taken over by any key.
 ///
-/// When all slots of a key's probe window hold live buckets of other keys the table is full for
-/// that key: the request is admitted without being counted (fail open) and `saturated` counts it.
+/// The lowest bit of the tag says whose bucket a slot holds: 1 a valid token's (either of its
+/// buckets), 0 a client network's (`ClientNetwork`); an anonymous tag is never 0, so no word of a
+/// live bucket is 0. Workers of an older build, met during a rolling restart, leave that bit
+/// arbitrary (at worst one of their buckets is taken for the other kind below) and still admit
+/// uncounted on a full window until they are replaced; the layout is the same, so they share it.
+///
+/// A key looks for its own slot in a window of 32 from its home, else takes the first empty slot
+/// or one whose bucket is full again. When all 32 hold live buckets of other keys the table is full
+/// for it, and nothing is admitted uncounted (an attacker could fill the table at will):
+/// - a token key takes the slot of the anonymous bucket with the earliest TAT, or, when all 32 are
+///   token buckets, of the token bucket with the earliest TAT, and starts with a full bucket;
+/// - an anonymous key takes the slot of the anonymous bucket with the earliest TAT *with its TAT*:
+///   the two networks now share that bucket, so rotating addresses never refills one. When all 32
+///   are token buckets, or the shared bucket is empty, it is refused and counted in `saturated`.
+/// Anonymous keys thus never displace a live token bucket. Every slot taken from a live bucket is
+/// counted in `replaced`. README.md ("The data directory") states what this bounds.
 public final class SharedRateTable: @unchecked Sendable {
     /// Microseconds per unit of the stored TAT.
     public static let resolution: UInt64 = 10
@@ -25,6 +39,8 @@ public final class SharedRateTable: @unchecked Sendable {
     static let probeWindow = 32
     static let tatBits: UInt64 = 40
     static let tatMask: UInt64 = (1 << 40) - 1
+    /// The tag's lowest bit, set in the keys of valid tokens.
+    static let tokenKindBit: UInt64 = 1 << tatBits
 
     public let capacity: Int
     public let path: String
@@ -32,7 +48,9 @@ public final class SharedRateTable: @unchecked Sendable {
     private let mappedSize: Int
     private let slots: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
     private let salt: UInt64
+    /// Header words at offsets 24 and 32: zero in a new table, and in one made by an older build.
     private let saturatedCounter: UnsafeAtomic<UInt64>
+    private let replacedCounter: UnsafeAtomic<UInt64>
 
     /// Opens the table at `path`, creating it with `capacity` slots if it does not exist. An
     /// existing table keeps its own capacity, so every process agrees on the layout.
@@ -59,6 +77,7 @@ public final class SharedRateTable: @unchecked Sendable {
         }
         base = p
         saturatedCounter = UnsafeAtomic(at: (p + 24).assumingMemoryBound(to: UnsafeAtomic<UInt64>.Storage.self))
+        replacedCounter = UnsafeAtomic(at: (p + 32).assumingMemoryBound(to: UnsafeAtomic<UInt64>.Storage.self))
         slots = (p + SharedRateTable.headerSize).assumingMemoryBound(to: UnsafeAtomic<UInt64>.Storage.self)
     }
 
@@ -86,8 +105,12 @@ public final class SharedRateTable: @unchecked Sendable {
         unlink(tmp)
     }
 
-    /// Requests admitted without a bucket because the table was full for their key.
+    /// Requests without a valid token refused because the table was full for their network: their
+    /// window held only live token buckets, or the bucket they had to share was empty.
     public var saturated: UInt64 { saturatedCounter.load(ordering: .relaxed) }
+
+    /// Slots taken over from a live bucket of another key because a key's window was full.
+    public var replaced: UInt64 { replacedCounter.load(ordering: .relaxed) }
 
     /// Live buckets (TAT still ahead of now): the table's fill, for the status page.
     public func liveEntries(now: UInt64) -> Int {
@@ -99,54 +122,115 @@ public final class SharedRateTable: @unchecked Sendable {
         return n
     }
 
-    /// A key for a token bucket (from the token's digest, never the token) or an address bucket.
+    /// A key for a token bucket (from the token's digest, never the token).
     public func key(digest: TokenDigest, bucket: UInt64) -> UInt64 {
-        SharedRateTable.mix(digest.w0 ^ salt ^ (bucket &* 0x9E37_79B9_7F4A_7C15))
+        SharedRateTable.mix(digest.w0 ^ salt ^ (bucket &* 0x9E37_79B9_7F4A_7C15)) | SharedRateTable.tokenKindBit
     }
 
+    /// A key for an anonymous bucket: the client's network.
+    public func key(network: ClientNetwork) -> UInt64 {
+        switch network {
+        case .ipv4(let a, let prefix):
+            return SharedRateTable.anonymous(SharedRateTable.mix(salt ^ (UInt64(a) | UInt64(prefix) << 32 | 4 << 40)))
+        case .ipv6(let high, let low, let prefix):
+            let h = SharedRateTable.mix(salt ^ high ^ (UInt64(prefix) | 6 << 8) &* 0xD6E8_FEB8_6659_FD93)
+            return SharedRateTable.anonymous(SharedRateTable.mix(h ^ low))
+        case .unparsed(let text):
+            return key(address: text)
+        }
+    }
+
+    /// A key for an anonymous bucket named by its raw text.
     public func key(address: String) -> UInt64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ salt
         for c in address.utf8 { h = (h ^ UInt64(c)) &* 0x0000_0100_0000_01B3 }
-        return SharedRateTable.mix(h ^ 0xA5A5_A5A5)
+        return SharedRateTable.anonymous(SharedRateTable.mix(h ^ 0xA5A5_A5A5))
     }
+
+    /// Clears the kind bit; a tag left 0 becomes 2, so that no live word is 0.
+    static func anonymous(_ key: UInt64) -> UInt64 {
+        let k = key & ~tokenKindBit
+        return k >> tatBits == 0 ? k | tokenKindBit << 1 : k
+    }
+
+    /// Whether a key, or the word of a slot, is of a valid token's bucket.
+    static func isTokenKind(_ keyOrWord: UInt64) -> Bool { keyOrWord & tokenKindBit != 0 }
 
     /// Charges one request to `key`'s bucket and says whether it is admitted.
     public func consume(key: UInt64, rule: GCRA, now: UInt64) -> GCRA.Decision {
         let tag = SharedRateTable.tag(of: key)
+        let isToken = SharedRateTable.isTokenKind(key)
         let home = Int(key % UInt64(capacity))
         while true {
-            // Find the key's slot, remembering the first slot it could take if it has none.
+            // Find the key's slot, remembering the first slot it could take if it has none and,
+            // while there is none such, the live bucket of each kind with the earliest TAT.
             var found: (index: Int, word: UInt64)?
             var free: (index: Int, word: UInt64)?
+            var earliestAnonymous: (index: Int, word: UInt64, tat: UInt64)?
+            var earliestToken: (index: Int, word: UInt64, tat: UInt64)?
             for p in 0..<SharedRateTable.probeWindow {
                 let index = (home + p) % capacity
                 let w = UnsafeAtomic<UInt64>(at: slots + index).load(ordering: .acquiring)
                 if w != 0 && w >> SharedRateTable.tatBits == tag { found = (index, w); break }
-                if free == nil && (w == 0 || SharedRateTable.liveTAT(w, now: now) == nil) { free = (index, w) }
+                if free == nil {
+                    if let tat = SharedRateTable.liveTAT(w, now: now) {
+                        if SharedRateTable.isTokenKind(w) {
+                            if tat < earliestToken?.tat ?? .max { earliestToken = (index, w, tat) }
+                        } else if tat < earliestAnonymous?.tat ?? .max {
+                            earliestAnonymous = (index, w, tat)
+                        }
+                    } else {
+                        free = (index, w)
+                    }
+                }
                 if w == 0 { break }   // keys are never stored past an empty slot of their window
             }
             let (index, old, tat): (Int, UInt64, UInt64)
+            var replacing = false
             if let found {
                 (index, old, tat) = (found.index, found.word, SharedRateTable.liveTAT(found.word, now: now) ?? 0)
             } else if let free {
                 (index, old, tat) = (free.index, free.word, 0)
+            } else if let victim = earliestAnonymous {
+                // A token starts full: inheriting would let anonymous traffic throttle it. A network
+                // inherits: starting full would let it refill by rotating through addresses.
+                (index, old, tat) = (victim.index, victim.word, isToken ? 0 : victim.tat)
+                replacing = true
+            } else if isToken, let victim = earliestToken {
+                (index, old, tat) = (victim.index, victim.word, 0)
+                replacing = true
             } else {
+                // Only live token buckets: a request without a valid token gets nothing but an error,
+                // so refusing it costs no client that holds a token (README: CORS preflights).
                 saturatedCounter.wrappingIncrement(ordering: .relaxed)
-                return rule.decide(tat: 0, now: now)
+                return SharedRateTable.refusal(rule: rule, freeAt: earliestToken?.tat ?? now, now: now)
             }
             let decision = rule.decide(tat: tat, now: now)
-            if !decision.allowed && found != nil { return decision }
+            if !decision.allowed {
+                // Refused on its own bucket, or on the one it would share: nothing to write.
+                if replacing { saturatedCounter.wrappingIncrement(ordering: .relaxed) }
+                if found != nil || replacing { return decision }
+            }
             let new = tag << SharedRateTable.tatBits | (decision.newTAT / SharedRateTable.resolution) & SharedRateTable.tatMask
             if UnsafeAtomic<UInt64>(at: slots + index).compareExchange(expected: old, desired: new, ordering: .acquiringAndReleasing).exchanged {
+                if replacing { replacedCounter.wrappingIncrement(ordering: .relaxed) }
                 return decision
             }
             // Another process changed the slot between our load and our swap: look again.
         }
     }
 
+    /// A refusal without a bucket of its own: asked again once a slot of its window comes free.
+    static func refusal(rule: GCRA, freeAt: UInt64, now: UInt64) -> GCRA.Decision {
+        GCRA.Decision(allowed: false, newTAT: 0, limit: rule.limit, remaining: 0, resetSeconds: GCRA.ceilSeconds(freeAt),
+                      retryAfterSeconds: max(1, GCRA.ceilSeconds(freeAt > now ? freeAt - now : 0)))
+    }
+
+    /// Keys made by `key(...)` never have a zero tag; a raw one with a zero tag is read as the
+    /// anonymous tag 2, as `anonymous(_:)` would make it, so that no stored word is ever 0.
     static func tag(of key: UInt64) -> UInt64 {
-        let t = key >> 40
-        return t == 0 ? 1 : t
+        let t = key >> tatBits
+        return t == 0 ? 2 : t
     }
 
     /// The absolute TAT (µs) a word holds, or nil when its bucket is full again (or the slot empty).

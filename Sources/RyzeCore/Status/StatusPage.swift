@@ -42,7 +42,9 @@ extension Application {
             .init(json: ["rateLimit", "liveBuckets"], prometheus: "ratelimit_live_buckets", .gauge, "Rate-limit buckets not yet full again.",
                   value: Double(table.liveEntries(now: now))),
             .init(json: ["rateLimit", "saturated"], prometheus: "ratelimit_saturated_total", .counter,
-                  "Requests admitted uncounted because the table was full for their key.", value: Double(table.saturated)),
+                  "Requests without a valid token refused because the table was full for their network.", value: Double(table.saturated)),
+            .init(json: ["rateLimit", "replaced"], prometheus: "ratelimit_replaced_total", .counter,
+                  "Rate-limit slots taken over from a live bucket because a key's window was full.", value: Double(table.replaced)),
         ]
     }
 }
