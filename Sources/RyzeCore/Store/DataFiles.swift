@@ -7,12 +7,17 @@ import Glibc
 /// log still says who owns what.
 public struct DataFiles: Sendable {
     public let directory: String
-    public var log: String { directory + "/events.log" }
-    var lock: String { directory + "/events.lock" }
-    var changeCounter: String { directory + "/events.seq" }
+    /// The log's base name: `events` for `events.log`, `events.lock` and `events.seq`.
+    public let name: String
+    public var log: String { directory + "/" + name + ".log" }
+    var lock: String { directory + "/" + name + ".lock" }
+    var changeCounter: String { directory + "/" + name + ".seq" }
     var compactionTemporary: String { log + ".compact" }
 
-    public init(directory: String) { self.directory = directory }
+    public init(directory: String, name: String = LogKind.events.name) {
+        self.directory = directory
+        self.name = name
+    }
 
     /// Creates the directory (and missing parents) 0700; an existing one is used as it is.
     func makeDirectory() throws(StoreError) {

@@ -7,9 +7,9 @@
 ///
 /// `lock` guards `queue`, `leaderActive` and every ticket's `outcome`. It is a leaf: nothing
 /// else is locked while it is held.
-final class GroupCommit: @unchecked Sendable {
+final class GroupCommit<S: ReplayedLog>: @unchecked Sendable {
     enum Decision {
-        case append(LogRecord)
+        case append(S.Entry)
         /// Nothing to write: the caller's value stands as decided.
         case nothing
         /// The caller's decision refused; its closure kept the reason.
@@ -26,10 +26,10 @@ final class GroupCommit: @unchecked Sendable {
         /// Wraps a closure that may not escape `submit`: the leader drops it in the same critical
         /// section that publishes `outcome`, so it is gone before its writer can see the outcome
         /// and return.
-        fileprivate(set) var decide: ((State) -> Decision)?
+        fileprivate(set) var decide: ((S) -> Decision)?
         fileprivate var outcome: Outcome?
 
-        fileprivate init(_ decide: @escaping (State) -> Decision) { self.decide = decide }
+        fileprivate init(_ decide: @escaping (S) -> Decision) { self.decide = decide }
     }
 
     private let lock = ConditionLock()
@@ -39,7 +39,7 @@ final class GroupCommit: @unchecked Sendable {
     /// Queues `decide` and returns its outcome. When no leader is active this thread becomes the
     /// leader and runs `lead` (without `lock`), which must take the batch with `takeBatch()` and
     /// hand every ticket of it to `publish`.
-    func submit(_ decide: (State) -> Decision, lead: () -> Void) -> Outcome {
+    func submit(_ decide: (S) -> Decision, lead: () -> Void) -> Outcome {
         withoutActuallyEscaping(decide) { decide in
             let ticket = Ticket(decide)
             lock.lock()

@@ -2,11 +2,11 @@
 import Glibc
 #endif
 
-/// Writes a log holding exactly `records` and renames it over `events.log`, durably: the new file
+/// Writes a log holding exactly `records` and renames it over the log, durably: the new file
 /// is fsynced before the rename, the directory after it. A crash at any point leaves either the
 /// old log or the new one at the path, never a mix. The caller holds the file lock.
 enum LogCompaction {
-    static func rewrite(_ records: [LogRecord], files: DataFiles) throws(StoreError) {
+    static func rewrite<E: LogEntry>(_ records: [E], kind: LogKind, files: DataFiles) throws(StoreError) {
         let tmp = files.compactionTemporary
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError.errno("cannot create \(tmp)") }
@@ -16,9 +16,9 @@ enum LogCompaction {
             if !closed { close(fd) }
             if !renamed { unlink(tmp) }
         }
-        var buffer = LogFormat.header()
+        var buffer = LogFormat.header(kind)
         for record in records {
-            buffer.append(contentsOf: LogFormat.frame(record))
+            buffer.append(contentsOf: LogFormat.frame(entry: record))
             if buffer.count >= 1 << 20 {
                 try DataFiles.writeAll(fd, buffer, path: tmp)
                 buffer.removeAll(keepingCapacity: true)

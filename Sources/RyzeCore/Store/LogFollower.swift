@@ -3,13 +3,13 @@ import Logging
 import Glibc
 #endif
 
-/// Follows `events.log` into a `State`: replays it from the start when the file at the path
+/// Follows a log into the state it folds into (`State` for `events.log`): replays it from the start when the file at the path
 /// changes (compaction renamed a new one over it) or after a failed append, and otherwise
 /// applies only the complete, checksummed frames past the offset already applied.
 ///
-/// Not thread-safe: its owner (`LogStore`) calls every mutating method with its `rw` lock held
+/// Not thread-safe: its owner (`AppendLog`) calls every mutating method with its `rw` lock held
 /// for writing, and reads `fd` and `appliedOffset` under at least the read lock.
-struct LogFollower {
+struct LogFollower<S: ReplayedLog> {
     let files: DataFiles
     let logger: Logger
     private(set) var fd: Int32 = -1
@@ -28,7 +28,7 @@ struct LogFollower {
 
     /// Applies what was appended since the last call. Only a caller holding the file lock may
     /// decide that a bad tail is garbage and cut it; a reader just stops there and comes back.
-    mutating func catchUp(into state: inout State, holdingFileLock: Bool) throws(StoreError) {
+    mutating func catchUp(into state: inout S, holdingFileLock: Bool) throws(StoreError) {
         if !needsReload {
             let current = try currentIdentity()
             if current != identity { needsReload = true }
@@ -38,7 +38,7 @@ struct LogFollower {
         guard fstat(fd, &st) == 0 else { throw StoreError.errno("cannot stat \(files.log)") }
         let size = Int(st.st_size)
         guard size != appliedOffset else { return }
-        let result = try LogFormat.scan(fd: fd, from: appliedOffset) { record, _, _ in state.apply(record) }
+        let result = try LogFormat.scan(fd: fd, from: appliedOffset, kind: S.kind) { (record: S.Entry, _, _) in state.apply(record) }
         appliedOffset = result.end
         guard holdingFileLock, result.stop != .clean else { return }
         try cutBadTail(result, fileSize: size)
@@ -48,7 +48,7 @@ struct LogFollower {
     mutating func advance(by frameBytes: Int) { appliedOffset += frameBytes }
 
     /// Opens the log at its path anew and replays it from the start into a fresh state.
-    mutating func reload(into state: inout State, creating: Bool) throws(StoreError) {
+    mutating func reload(into state: inout S, creating: Bool) throws(StoreError) {
         let path = files.log
         let newFD = open(path, O_RDWR | O_CLOEXEC | (creating ? O_CREAT : 0), 0o600)
         guard newFD >= 0 else { throw StoreError.errno("cannot open \(path)") }
@@ -60,16 +60,16 @@ struct LogFollower {
             // An empty file, or a header torn by a crash at creation: nothing was ever acknowledged.
             guard creating else { throw StoreError.badHeader(path: path) }
             guard ftruncate(newFD, 0) == 0 else { throw StoreError.errno("cannot initialise \(path)") }
-            try DataFiles.writeAll(newFD, LogFormat.header(), path: path)
+            try DataFiles.writeAll(newFD, LogFormat.header(S.kind), path: path)
             guard fsync(newFD) == 0 else { throw StoreError.errno("fsync of \(path) failed") }
             try files.syncDirectory()
         } else {
             var header = [UInt8](repeating: 0, count: LogFormat.headerSize)
             let n = header.withUnsafeMutableBytes { pread(newFD, $0.baseAddress!, $0.count, 0) }
-            guard n == LogFormat.headerSize, LogFormat.isValidHeader(header[...]) else { throw StoreError.badHeader(path: path) }
+            guard n == LogFormat.headerSize, LogFormat.isValidHeader(header[...], S.kind) else { throw StoreError.badHeader(path: path) }
         }
-        var fresh = State()
-        let result = try LogFormat.scan(fd: newFD, from: LogFormat.headerSize) { record, _, _ in fresh.apply(record) }
+        var fresh = S()
+        let result = try LogFormat.scan(fd: newFD, from: LogFormat.headerSize, kind: S.kind) { (record: S.Entry, _, _) in fresh.apply(record) }
         ok = true
         close()
         fd = newFD
@@ -94,7 +94,7 @@ struct LogFollower {
         case .incomplete: reason = "incomplete record"
         case .damaged(let r): reason = r
         }
-        if let later = try LogFormat.validRecordExists(fd: fd, after: result.end, fileSize: fileSize) {
+        if let later = try LogFormat.validRecordExists(fd: fd, after: result.end, fileSize: fileSize, as: S.Entry.self, kind: S.kind) {
             logger.critical("damaged record in the middle of the log", metadata: ["file": "\(files.log)", "offset": "\(result.end)", "next_valid": "\(later)"])
             throw StoreError.damaged(path: files.log, offset: result.end, reason: reason)
         }

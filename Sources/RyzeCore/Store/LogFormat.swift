@@ -2,29 +2,59 @@
 import Glibc
 #endif
 
-/// The framing of `events.log`; log_format.md beside this file is its description.
+/// What a log holds: one record per frame, encoded and decoded by the record type itself.
+public protocol LogEntry: Sendable {
+    func encode() -> [UInt8]
+    /// nil when the payload is not a record this version understands: damage.
+    static func decode(_ payload: UnsafeRawBufferPointer) -> Self?
+}
+
+/// Which log a file is: its magic, version and largest record. Every log of the data directory
+/// shares the framing below; log_format.md describes it.
+public struct LogKind: Sendable {
+    /// The file's base name in the data directory: `<name>.log`, `<name>.lock`, `<name>.seq`.
+    public let name: String
+    public let magic: [UInt8]
+    public let version: UInt32
+    /// No real record comes near this; a larger length field is damage, not a record.
+    public let maxPayload: Int
+
+    public init(name: String, magic: String, version: UInt32, maxPayload: Int) {
+        precondition(magic.utf8.count == 8)
+        self.name = name
+        self.magic = Array(magic.utf8)
+        self.version = version
+        self.maxPayload = maxPayload
+    }
+
+    /// `events.log`: accounts, instances and configurations.
+    public static let events = LogKind(name: "events", magic: "RYZELOG\u{1}", version: 1, maxPayload: 1 << 20)
+}
+
+/// The framing of the data directory's logs; log_format.md beside this file is its description.
 public enum LogFormat {
-    public static let magic: [UInt8] = Array("RYZELOG\u{1}".utf8)
-    public static let version: UInt32 = 1
     public static let headerSize = 16
     public static let frameHeaderSize = 8
-    /// No real record comes near this; a larger length field is damage, not a record.
-    public static let maxPayload = 1 << 20
+    public static var magic: [UInt8] { LogKind.events.magic }
+    public static var maxPayload: Int { LogKind.events.maxPayload }
 
-    public static func header() -> [UInt8] {
+    public static func header(_ kind: LogKind = .events) -> [UInt8] {
         var w = ByteWriter()
-        w.bytes.append(contentsOf: magic)
-        w.u32(version)
+        w.bytes.append(contentsOf: kind.magic)
+        w.u32(kind.version)
         w.u32(CRC32C.mask(CRC32C.checksum(w.bytes)))
         return w.bytes
     }
 
-    public static func isValidHeader(_ bytes: ArraySlice<UInt8>) -> Bool {
-        bytes.count == headerSize && Array(bytes) == header()
+    public static func isValidHeader(_ bytes: ArraySlice<UInt8>, _ kind: LogKind = .events) -> Bool {
+        bytes.count == headerSize && Array(bytes) == header(kind)
     }
 
+    /// An `events.log` record (so that `.accountCreated(...)` reads as it is).
+    public static func frame(_ record: LogRecord) -> [UInt8] { frame(entry: record) }
+
     /// `length u32 | masked crc32c(payload) u32 | payload`, little-endian.
-    public static func frame(_ record: LogRecord) -> [UInt8] {
+    public static func frame(entry record: some LogEntry) -> [UInt8] {
         let payload = record.encode()
         var w = ByteWriter()
         w.bytes.reserveCapacity(frameHeaderSize + payload.count)
@@ -50,10 +80,17 @@ public enum LogFormat {
         public var records: Int
     }
 
-    /// Reads frames from `fd` starting at `offset` until the end of the file or the first bad frame,
-    /// handing each valid record to `body`. Reads in chunks so replay memory stays flat.
+    /// `events.log`'s records; see the generic `scan` below.
     public static func scan(fd: Int32, from offset: Int, chunk: Int = 1 << 20,
                             _ body: (LogRecord, _ offset: Int, _ frameSize: Int) -> Void) throws(StoreError) -> ScanResult {
+        try scan(fd: fd, from: offset, kind: .events, chunk: chunk, body)
+    }
+
+    /// Reads frames from `fd` starting at `offset` until the end of the file or the first bad frame,
+    /// handing each valid record to `body`. Reads in chunks so replay memory stays flat.
+    public static func scan<E: LogEntry>(fd: Int32, from offset: Int, kind: LogKind, chunk: Int = 1 << 20,
+                                         _ body: (E, _ offset: Int, _ frameSize: Int) -> Void) throws(StoreError) -> ScanResult {
+        let maxPayload = kind.maxPayload
         var buffer = [UInt8](repeating: 0, count: max(chunk, 64))
         var bufferStart = offset   // file offset of buffer[0]
         var filled = 0
@@ -93,16 +130,16 @@ public enum LogFormat {
                 filled += n
                 continue
             }
-            let decoded: Result<LogRecord, Stop> = buffer.withUnsafeBytes { b in
+            let decoded: Result<E, Stop> = buffer.withUnsafeBytes { b in
                 let stored = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: pos + 4, as: UInt32.self))
                 let payload = UnsafeRawBufferPointer(rebasing: b[(pos + frameHeaderSize)..<(pos + need)])
                 guard CRC32C.mask(CRC32C.checksum(payload)) == stored else { return .failure(.damaged(reason: "checksum mismatch")) }
-                guard let record = LogRecord.decode(payload) else {
+                guard let record = E.decode(payload) else {
                     return .failure(.damaged(reason: "record of \(payload.count) bytes does not decode"))
                 }
                 return .success(record)
             }
-            let record: LogRecord
+            let record: E
             switch decoded {
             case .success(let r): record = r
             case .failure(let stop): return ScanResult(end: bufferStart + pos, stop: stop, records: records)
@@ -116,6 +153,12 @@ public enum LogFormat {
     /// After damage at `offset`: is there any valid record later in the file? That tells a torn
     /// tail (cut it and go on) from damage in the middle (refuse, someone must look).
     public static func validRecordExists(fd: Int32, after offset: Int, fileSize: Int) throws(StoreError) -> Int? {
+        try validRecordExists(fd: fd, after: offset, fileSize: fileSize, as: LogRecord.self, kind: .events)
+    }
+
+    public static func validRecordExists<E: LogEntry>(fd: Int32, after offset: Int, fileSize: Int, as: E.Type,
+                                                      kind: LogKind) throws(StoreError) -> Int? {
+        let maxPayload = kind.maxPayload
         var probe = offset + 1
         let window = 1 << 20
         var buffer = [UInt8](repeating: 0, count: window + maxPayload + frameHeaderSize)
@@ -134,7 +177,7 @@ public enum LogFormat {
                     if len > 0 && len <= maxPayload && k + frameHeaderSize + len <= got {
                         let stored = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: k + 4, as: UInt32.self))
                         let payload = UnsafeRawBufferPointer(rebasing: b[(k + frameHeaderSize)..<(k + frameHeaderSize + len)])
-                        if CRC32C.mask(CRC32C.checksum(payload)) == stored, LogRecord.decode(payload) != nil {
+                        if CRC32C.mask(CRC32C.checksum(payload)) == stored, E.decode(payload) != nil {
                             return probe + k
                         }
                     }

@@ -1,6 +1,6 @@
 /// One change to the deployment's state. The log is a sequence of these; replaying it in order
 /// rebuilds every account, instance and WebSocket configuration.
-public enum LogRecord: Equatable, Sendable {
+public enum LogRecord: LogEntry, Equatable {
     case accountCreated(name: String, token: TokenDigest, instanceQuota: UInt32)
     case accountDisabled(name: String)
     case instanceCreated(account: String, name: String, token: TokenDigest, websocket: WebSocketConfig?)

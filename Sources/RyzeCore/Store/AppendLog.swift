@@ -4,8 +4,9 @@ import Logging
 import Glibc
 #endif
 
-/// The one-host `StateStore`: an append-only log in the data directory (log_format.md), shared
-/// by every process pointed at it, replayed into memory at start and followed afterwards.
+/// An append-only log in the data directory (log_format.md), shared by every process pointed at
+/// it, replayed into memory at start and followed afterwards. `LogStore`, the one-host
+/// `StateStore`, is the log of accounts, instances and configurations (`AppendLog<State>`).
 ///
 /// The units it composes, each with one job: `FileLock` (the deployment-wide write lock),
 /// `GroupCommit` (this process's writers share one append), `LogWriter` (pwrite, fdatasync, cut
@@ -24,13 +25,13 @@ import Glibc
 /// refuses every later write and compaction with the error it saw, while it keeps serving reads
 /// from memory. Only a restart (replaying the file as it then is) writes again; the
 /// supervisor's rolling restart does that without a failed request.
-public final class LogStore: StateStore, @unchecked Sendable {
+public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
     public let files: DataFiles
     private let logger: Logger
     private let writers = PlainMutex()
     private let fileLock: FileLock
     private let rw = ReadWriteLock()
-    private let group = GroupCommit()
+    private let group = GroupCommit<S>()
     private let counter: ChangeCounter
     /// The change counter's value this process has caught up with. Stored under `rw` (write);
     /// loaded without it, as the cheap "anything new?" test of `refresh`. UnsafeAtomic, not
@@ -40,25 +41,25 @@ public final class LogStore: StateStore, @unchecked Sendable {
 
     /// Guarded by `rw`. No dynamic exclusivity check: `rw` already serialises access, and the
     /// check costs a thread-local lookup on every read, twice per request.
-    @exclusivity(unchecked) private var state = State()
+    @exclusivity(unchecked) private var state = S()
     /// Guarded by `rw`.
-    private var follower: LogFollower
+    private var follower: LogFollower<S>
     /// Guarded by `writers`: set once an `fdatasync` failed; every later write fails with it.
     private var unwritable: StoreError?
     /// Set in `init` only.
     private var compactor: AutoCompactor?
 
-    public static let logName = "events.log"
+    public static var logName: String { S.kind.name + ".log" }
 
     /// Compact automatically once the log holds more than this many times the records of the
     /// current state (and at least `autoCompactionMinimum`); nil never does.
     public let autoCompactionFactor: Int?
-    public static let autoCompactionMinimum = 1000
+    public static var autoCompactionMinimum: Int { 1000 }
 
     /// Opens (creating if needed) the store in `directory` and replays its log, cutting a torn
     /// tail; damage in the middle of the log is an error.
     public init(directory: String, autoCompactionFactor: Int? = nil, logger: Logger = Logger(label: "ryze.store")) throws(StoreError) {
-        files = DataFiles(directory: directory)
+        files = DataFiles(directory: directory, name: S.kind.name)
         self.autoCompactionFactor = autoCompactionFactor
         self.logger = logger
         try files.makeDirectory()
@@ -98,21 +99,20 @@ public final class LogStore: StateStore, @unchecked Sendable {
         }
     }
 
-    public func read<T, E: Error>(_ body: (State) throws(E) -> T) throws(E) -> T {
+    public func read<T, E: Error>(_ body: (S) throws(E) -> T) throws(E) -> T {
         try rw.withReadLock { () throws(E) -> T in try body(state) }
     }
 
-    public var stats: StoreStats {
+    /// Records, bytes applied, and whether this process may still write.
+    public var health: (records: Int, bytes: Int, writable: Bool) {
         let writable = writers.withLock { unwritable == nil }
-        return rw.withReadLock {
-            StoreStats(records: state.recordCount, bytes: follower.appliedOffset, accounts: state.accounts.count,
-                       instances: state.instances.count, writable: writable)
-        }
+        return rw.withReadLock { (state.recordCount, follower.appliedOffset, writable) }
     }
 
     // MARK: writing
 
-    public func write<T, E: Error>(_ decide: (State) throws(E) -> (LogRecord?, T)) throws -> T {
+    /// See `StateStore.write` for what `decide` may not do.
+    public func write<T, E: Error>(_ decide: (S) throws(E) -> (S.Entry?, T)) throws -> T {
         // Filled in by `decide`'s wrapper on the leader's thread; read here only after the
         // outcome, which the leader publishes under GroupCommit's lock.
         var value: T?
@@ -121,7 +121,7 @@ public final class LogStore: StateStore, @unchecked Sendable {
             do throws(E) {
                 let (record, v) = try decide(state)
                 value = v
-                return record.map(GroupCommit.Decision.append) ?? .nothing
+                return record.map(GroupCommit<S>.Decision.append) ?? .nothing
             } catch {
                 refusal = error
                 return .refused
@@ -140,7 +140,7 @@ public final class LogStore: StateStore, @unchecked Sendable {
     private func commitBatch() {
         writers.withLock { fileLock.withLock {
             let batch = group.takeBatch()
-            var outcomes: [(GroupCommit.Ticket, GroupCommit.Outcome)] = []
+            var outcomes: [(GroupCommit<S>.Ticket, GroupCommit<S>.Outcome)] = []
             outcomes.reserveCapacity(batch.count)
             defer { group.publish(outcomes) }
             if let unwritable {
@@ -148,7 +148,7 @@ public final class LogStore: StateStore, @unchecked Sendable {
                 return
             }
             var frames: [UInt8] = []
-            var appended: [GroupCommit.Ticket] = []
+            var appended: [GroupCommit<S>.Ticket] = []
             var offset = 0
             var fd: Int32 = -1
             let caughtUp: StoreError? = rw.withWriteLock {
@@ -162,7 +162,7 @@ public final class LogStore: StateStore, @unchecked Sendable {
                 for ticket in batch {
                     switch ticket.decide!(state) {
                     case .append(let record):
-                        let frame = LogFormat.frame(record)
+                        let frame = LogFormat.frame(entry: record)
                         frames.append(contentsOf: frame)
                         state.apply(record)
                         follower.advance(by: frame.count)
@@ -217,9 +217,9 @@ public final class LogStore: StateStore, @unchecked Sendable {
 
     private var needsCompaction: Bool { rw.withReadLock { exceedsCompactionThreshold(state) } }
 
-    private func exceedsCompactionThreshold(_ state: State) -> Bool {
+    private func exceedsCompactionThreshold(_ state: S) -> Bool {
         guard let factor = autoCompactionFactor else { return false }
-        return state.recordCount >= LogStore.autoCompactionMinimum && state.recordCount > factor * max(1, state.liveRecordCount)
+        return state.recordCount >= AppendLog.autoCompactionMinimum && state.recordCount > factor * max(1, state.liveRecordCount)
     }
 
     /// The automatic compactor's work: recheck the threshold under the lock (another process may
@@ -249,13 +249,25 @@ public final class LogStore: StateStore, @unchecked Sendable {
                     try follower.catchUp(into: &state, holdingFileLock: true)
                     if onlyIfNeeded && !exceedsCompactionThreshold(state) { return nil }
                     let before = (state.recordCount, follower.appliedOffset)
-                    try LogCompaction.rewrite(state.liveRecords, files: files)
+                    try LogCompaction.rewrite(state.liveRecords, kind: S.kind, files: files)
                     try follower.reload(into: &state, creating: false)
                     appliedSeq.store(counter.bump(), ordering: .releasing)
                     return CompactionResult(recordsBefore: before.0, recordsAfter: state.recordCount,
                                             bytesBefore: before.1, bytesAfter: follower.appliedOffset)
                 }
             }
+        }
+    }
+}
+
+/// The one-host `StateStore`: the log of accounts, instances and configurations.
+public typealias LogStore = AppendLog<State>
+
+extension AppendLog: StateStore where S == State {
+    public var stats: StoreStats {
+        let h = health
+        return read { state in
+            StoreStats(records: h.records, bytes: h.bytes, accounts: state.accounts.count, instances: state.instances.count, writable: h.writable)
         }
     }
 }
