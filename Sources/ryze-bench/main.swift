@@ -57,7 +57,7 @@ func benchApplication(_ dir: String) throws -> (Application, HTTPRequest) {
                                                       websocket: WebSocketConfig(enabled: true, events: [.messageExchange, .callUpdate])), ()) }
     let limits = RateLimiter.Limits(perToken: 6_000_000, createPerToken: 6_000_000, perAddress: 6_000_000)
     let app = Application(store: store, limiter: RateLimiter(table: try SharedRateTable(path: dir + "/rl", capacity: 65536), limits: limits),
-                          configuration: .init())
+                          configuration: .init(), secrets: nil)
     let req = HTTPRequest(method: "GET", path: "/api/events/getWebsocket/shop", headers: HTTPHeaders([("token", token)]), remoteAddress: "127.0.0.1")
     precondition(app.respond(to: req).status.code == 200)
     return (app, req)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RyzeCore
 
 @main
 struct RyzeEvents: ParsableCommand {
@@ -19,10 +20,27 @@ struct DataDirectory: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: ArgumentHelp("Data directory (default: $RYZE_DATA_DIR, else ./data).", valueName: "dir"))
     var dataDir: String?
 
+    @Option(name: .customLong("secret-key-file"), help: ArgumentHelp(
+        "The deployment's secret key (32 random bytes, mode 0600; it encrypts webhook secrets at rest). Default: secret.key in the data directory, made on first use.",
+        valueName: "path"))
+    var secretKeyFile: String?
+
     var path: String {
         if let dataDir, !dataDir.isEmpty { return dataDir }
         if let env = ProcessInfo.processInfo.environment["RYZE_DATA_DIR"], !env.isEmpty { return env }
         return "./data"
+    }
+
+    var secretKeyPath: String { secretKeyFile ?? DeploymentKey.defaultPath(dataDirectory: path) }
+
+    /// The deployment key for a store's encrypted records: made on first use only while no
+    /// record is sealed under any key, so that a lost or replaced key file is a refusal with the
+    /// file's name, never a new key that opens nothing.
+    func loadKey(for store: some StateStore) throws -> DeploymentKey {
+        let sealedUnder = store.read { $0.sealedKeyIDs }
+        let key = try DeploymentKey.loadOrCreate(path: secretKeyPath, create: sealedUnder.isEmpty)
+        for id in sealedUnder { try key.verify(expected: id) }
+        return key
     }
 }
 

@@ -78,10 +78,12 @@ struct Serve: ParsableCommand {
             let table = try SharedRateTable(path: data.path + "/ratelimit.table", capacity: rateTableSlots)
             let limits = RateLimiter.Limits(perToken: rateLimit, createPerToken: createRateLimit, perAddress: anonRateLimit)
             let statistics = WorkerStatistics(threads: threads)
+            let key = try data.loadKey(for: store)
             let app = Application(
                 store: store,
                 limiter: RateLimiter(table: table, limits: limits),
                 configuration: .init(corsOrigins: Set(corsOrigins), statusPath: statusPath),
+                secrets: SecretBox(key: key),
                 statistics: statistics,
                 logger: Logger(label: "ryze.api"))
             let server = FastCGIServer(

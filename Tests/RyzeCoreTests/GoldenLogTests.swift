@@ -29,6 +29,49 @@ import Testing
         .accountDisabled(name: "unlimited_co-2"),
     ]
 
+    /// Webhook records (types 6 to 8), added to format version 1 without changing the earlier
+    /// types: `Golden/events-v1-webhooks.log`. The sealed boxes are fixed bytes here; the
+    /// format stores them as they are.
+    static let webhooksPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/events-v1-webhooks.log").path
+
+    static let webhookRecords: [LogRecord] = {
+        let id = DeploymentKey.ID(bytes: [1, 2, 3, 4, 5, 6, 7, 8])!
+        let box: (UInt8) -> [UInt8] = { seed in (0..<45).map { UInt8(truncatingIfNeeded: Int(seed) &* 31 &+ $0) } }
+        let hook = StoredWebhook(config: WebhookConfig(label: .default, enabled: true, url: "https://hooks.example/ryze",
+                                                       byEvents: true, events: [.messageExchange, .callUpdate], mediaBase64: true),
+                                 sealedAuthorization: box(1), sealedSigningSecret: box(2), keyID: id)
+        let off = StoredWebhook(config: WebhookConfig(label: WebhookLabel("ops.v2-x_y")!, enabled: false),
+                                sealedAuthorization: [], sealedSigningSecret: box(3), keyID: id)
+        return [
+            .accountCreated(name: "acme", token: TokenDigest(of: "golden-account-token-1"), instanceQuota: 100),
+            .instanceCreated(account: "acme", name: "shop", token: TokenDigest(of: "golden-instance-token-1"), websocket: nil),
+            .webhookSaved(account: "acme", name: "shop", webhook: hook),
+            .webhookSaved(account: "acme", name: "shop", webhook: off),
+            .webhookDeleted(account: "acme", name: "shop", label: .default),
+            .batch([
+                .instanceCreated(account: "acme", name: "desk", token: TokenDigest(of: "golden-instance-token-2"), websocket: WebSocketConfig(enabled: true)),
+                .webhookSaved(account: "acme", name: "desk", webhook: hook),
+            ]),
+        ]
+    }()
+
+    @Test func webhookRecordsStillReadAndEncodeToTheSameBytes() throws {
+        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.webhooksPath)))
+        var bytes = LogFormat.header()
+        for r in Self.webhookRecords { bytes += LogFormat.frame(r) }
+        #expect(bytes == golden)
+        let fd = open(Self.webhooksPath, O_RDONLY)
+        defer { close(fd) }
+        var seen: [LogRecord] = []
+        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, _, _ in seen.append(record) }
+        #expect(result.stop == .clean)
+        #expect(seen == Self.webhookRecords)
+        var state = State()
+        for r in seen { state.apply(r) }
+        #expect(state.instance(account: "acme", name: "shop")?.webhooks.keys.map(\.name) == ["ops.v2-x_y"])
+        #expect(state.instance(account: "acme", name: "desk")?.webhooks[.default]?.config.url == "https://hooks.example/ryze")
+    }
+
     @Test func version1LogStillReadsRecordByRecord() throws {
         let fd = open(Self.path, O_RDONLY)
         #expect(fd >= 0, "missing \(Self.path)")
@@ -64,12 +107,13 @@ import Testing
                 == .instance(State.InstanceKey(account: "acme", name: "shop")))
     }
 
-    /// Writes the golden file; run once, by hand, when a NEW golden file is added:
-    /// `RYZE_WRITE_GOLDEN=1 swift test --filter GoldenLogTests`.
+    /// Writes a golden file; run once, by hand, when a NEW golden file is added:
+    /// `RYZE_WRITE_GOLDEN=webhooks swift test --filter GoldenLogTests` (any other value: the first).
     @Test func writeGoldenFileWhenAsked() throws {
-        guard ProcessInfo.processInfo.environment["RYZE_WRITE_GOLDEN"] == "1" else { return }
+        guard let which = ProcessInfo.processInfo.environment["RYZE_WRITE_GOLDEN"] else { return }
+        let (path, records) = which == "webhooks" ? (Self.webhooksPath, Self.webhookRecords) : (Self.path, Self.records)
         var bytes = LogFormat.header()
-        for r in Self.records { bytes += LogFormat.frame(r) }
-        try Data(bytes).write(to: URL(fileURLWithPath: Self.path))
+        for r in records { bytes += LogFormat.frame(r) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
     }
 }

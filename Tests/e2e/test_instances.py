@@ -2,6 +2,8 @@
 import pytest
 
 UNCONFIGURED = {"enabled": False, "events": [], "mediaBase64": False}
+# SPEC §4: a list item's webhook when the default label was never saved.
+NO_WEBHOOK = {"label": "default", "enabled": False, "url": "", "byEvents": False, "events": [], "mediaBase64": False}
 
 
 def test_create_generated_token(deployment, acct):
@@ -9,8 +11,8 @@ def test_create_generated_token(deployment, acct):
     assert r.status == 201
     inst = r.json["instance"]
     assert r.json["success"] is True and r.json["message"] == "Instance created"
-    assert set(inst) == {"name", "token", "status", "websocket"}
-    assert inst["name"] == "gen" and inst["status"] == "disconnected" and inst["websocket"] is None
+    assert set(inst) == {"name", "token", "status", "websocket", "webhook"}
+    assert inst["name"] == "gen" and inst["status"] == "disconnected" and inst["websocket"] is None and inst["webhook"] is None
     assert len(inst["token"]) == 43 and all(c.isalnum() or c in "-_" for c in inst["token"])
     assert deployment.request("GET", "/api/instance/list", token=inst["token"]).status == 200
 
@@ -79,7 +81,7 @@ def test_list(deployment, acct):
     assert r.json["message"] == "3 Instances found"
     assert [i["name"] for i in r.json["instances"]] == ["C", "a", "b"]
     by = {i["name"]: i for i in r.json["instances"]}
-    assert by["b"] == {"name": "b", "status": "disconnected", "websocket": UNCONFIGURED}
+    assert by["b"] == {"name": "b", "status": "disconnected", "websocket": UNCONFIGURED, "webhook": NO_WEBHOOK}
     assert by["a"]["websocket"] == {"enabled": True, "events": [], "mediaBase64": False}
     r = deployment.request("GET", "/api/instance/list?instanceName=b", token=acct)
     assert r.json["message"] == "1 Instance found" and [i["name"] for i in r.json["instances"]] == ["b"]

@@ -8,4 +8,5 @@ public enum APIError: Error {
     static let instanceNotFound = APIError.refused(.notFound, "Instance not found")
     static let invalidBody = APIError.refused(.badRequest, "Invalid request body")
     static let invalidToken = APIError.refused(.unauthorized, "Invalid token")
+    static let webhookNotFound = APIError.refused(.notFound, "Webhook not found")
 }

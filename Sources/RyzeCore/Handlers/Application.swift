@@ -21,15 +21,19 @@ public final class Application: Sendable {
     public let store: any StateStore
     public let limiter: RateLimiter
     public let configuration: Configuration
+    /// Seals and opens webhook secrets under the deployment key; nil only where no key was
+    /// given (then the webhook endpoints answer their 500).
+    let secrets: SecretBox?
     let logger: Logger
     let router: Router<Endpoint>
     let workerStatistics: WorkerStatistics?
     /// Set once in `init`, after `self` exists (the status step refers back to the application).
     nonisolated(unsafe) private var pipeline: Pipeline!
 
-    public init(store: any StateStore, limiter: RateLimiter, configuration: Configuration, statistics: WorkerStatistics? = nil,
-                logger: Logger = Logger(label: "ryze.api")) {
+    public init(store: any StateStore, limiter: RateLimiter, configuration: Configuration, secrets: SecretBox?,
+                statistics: WorkerStatistics? = nil, logger: Logger = Logger(label: "ryze.api")) {
         self.store = store
+        self.secrets = secrets
         self.limiter = limiter
         self.configuration = configuration
         self.workerStatistics = statistics
@@ -68,6 +72,17 @@ public final class Application: Sendable {
         r.add("DELETE", "/api/instance/delete/:instance", Endpoint(
             access: .accountOnly, storeFailure: .init(message: "Failed to delete instance", withCause: true)
         ) { app, _, context throws(APIError) in try app.deleteInstance(context) })
+        r.add("POST", "/api/events/webhook/:instance", Endpoint(
+            access: .accountOrInstance, storeFailure: .init(message: "Failed to save webhook configuration")
+        ) { app, request, context throws(APIError) in try app.saveWebhook(request, context) })
+        let getWebhooks = Endpoint(access: .accountOrInstance, storeFailure: .init(message: "Failed to get webhook configuration")) {
+            app, request, context throws(APIError) in try app.getWebhooks(request, context)
+        }
+        r.add("GET", "/api/events/webhook/:instance", getWebhooks)
+        r.add("GET", "/api/events/getWebhook/:instance", getWebhooks)
+        r.add("DELETE", "/api/events/webhook/:instance", Endpoint(
+            access: .accountOrInstance, storeFailure: .init(message: "Failed to delete webhook")
+        ) { app, request, context throws(APIError) in try app.deleteWebhook(request, context) })
         return r
     }
 

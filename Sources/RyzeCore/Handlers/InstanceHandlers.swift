@@ -19,6 +19,16 @@ extension Application {
                 logger.notice("instance created without its invalid websocket block", metadata: ["account": "\(account)", "instance": "\(name)"])
             }
         }
+        // The same for the webhook block, saved as the `default` label.
+        var webhook: (stored: StoredWebhook, sealer: WebhookSealer)?
+        if WebhookConfig.hasInstanceFields(body) {
+            if let config = WebhookConfig.parseInstanceFields(body) {
+                let sealer = try webhookSealer(account: account, instance: name, label: .default)
+                webhook = (sealer.store(config, signingSecret: .generate()), sealer)
+            } else {
+                logger.notice("instance created without its invalid webhook block", metadata: ["account": "\(account)", "instance": "\(name)"])
+            }
+        }
         let digest = TokenDigest(of: token)
         try write(context) { state throws(APIError) -> (LogRecord?, Void) in
             guard let owner = state.accounts[account] else { throw .invalidToken }
@@ -27,7 +37,9 @@ extension Application {
             if owner.instanceQuota > 0 && owner.instances.count >= Int(owner.instanceQuota) {
                 throw .refused(.forbidden, "Account instance quota exceeded")
             }
-            return (.instanceCreated(account: account, name: name, token: digest, websocket: websocket), ())
+            let created = LogRecord.instanceCreated(account: account, name: name, token: digest, websocket: websocket)
+            guard let webhook else { return (created, ()) }
+            return (.batch([created, .webhookSaved(account: account, name: name, webhook: webhook.stored)]), ())
         }
         return Application.success(.created, "Instance created", [
             ("instance", .object([
@@ -35,6 +47,7 @@ extension Application {
                 ("token", .string(token)),
                 ("status", .string("disconnected")),
                 ("websocket", websocket?.json ?? .null),
+                ("webhook", try webhook.map { w throws(APIError) in try w.sealer.json(w.stored) } ?? .null),
             ])),
         ])
     }
@@ -66,6 +79,7 @@ extension Application {
                     ("name", .string(i.name)),
                     ("status", .string("disconnected")),
                     ("websocket", (i.websocket ?? .unconfigured).json),
+                    ("webhook", (i.webhooks[.default]?.config ?? .unconfigured).summaryJSON),
                 ])
             })),
         ])

@@ -11,6 +11,13 @@ extension LogRecord: CustomStringConvertible {
         case let .instanceCreated(account, name, token, w): return "instance.created account=\(account) name=\(name) token=\(token) \(ws(w))"
         case let .instanceDeleted(account, name): return "instance.deleted account=\(account) name=\(name)"
         case let .websocketSaved(account, name, w): return "websocket.saved account=\(account) name=\(name) \(ws(w))"
+        case let .webhookSaved(account, name, h):
+            let c = h.config
+            return "webhook.saved account=\(account) name=\(name) label=\(c.label.name) enabled=\(c.enabled) url=\(c.url) "
+                + "authorization=\(h.sealedAuthorization.isEmpty ? "none" : "<encrypted>") byEvents=\(c.byEvents) "
+                + "events=[\(c.events.map(\.name).joined(separator: ","))] mediaBase64=\(c.mediaBase64) signingSecret=<encrypted> key=\(h.keyID)"
+        case let .webhookDeleted(account, name, label): return "webhook.deleted account=\(account) name=\(name) label=\(label.name)"
+        case .batch(let records): return "batch [" + records.map(\.description).joined(separator: "; ") + "]"
         }
     }
 }

@@ -6,10 +6,17 @@ public enum LogRecord: Equatable, Sendable {
     case instanceCreated(account: String, name: String, token: TokenDigest, websocket: WebSocketConfig?)
     case instanceDeleted(account: String, name: String)
     case websocketSaved(account: String, name: String, websocket: WebSocketConfig)
+    /// Creates or replaces one label of an instance's webhooks.
+    case webhookSaved(account: String, name: String, webhook: StoredWebhook)
+    case webhookDeleted(account: String, name: String, label: WebhookLabel)
+    /// Several records in one frame, applied together or not at all (one checksum covers them).
+    /// Never nested.
+    case batch([LogRecord])
 
     // Type tags are part of the on-disk format (log_format.md): never renumber.
     enum Tag: UInt8 {
         case accountCreated = 1, accountDisabled = 2, instanceCreated = 3, instanceDeleted = 4, websocketSaved = 5
+        case webhookSaved = 6, webhookDeleted = 7, batch = 8
     }
 
     public func encode() -> [UInt8] {
@@ -25,8 +32,26 @@ public enum LogRecord: Equatable, Sendable {
             w.u8(Tag.instanceDeleted.rawValue); w.string(account); w.string(name)
         case let .websocketSaved(account, name, websocket):
             w.u8(Tag.websocketSaved.rawValue); w.string(account); w.string(name); w.websocket(websocket)
+        case let .webhookSaved(account, name, webhook):
+            w.u8(Tag.webhookSaved.rawValue); w.string(account); w.string(name); w.webhook(webhook)
+        case let .webhookDeleted(account, name, label):
+            w.u8(Tag.webhookDeleted.rawValue); w.string(account); w.string(name); w.string(label.name)
+        case .batch(let records):
+            precondition(records.count <= Int(UInt16.max))
+            w.u8(Tag.batch.rawValue); w.u16(UInt16(records.count))
+            for r in records {
+                precondition(!r.isBatch, "batches are never nested")
+                let payload = r.encode()
+                w.u32(UInt32(payload.count))
+                w.bytes.append(contentsOf: payload)
+            }
         }
         return w.bytes
+    }
+
+    var isBatch: Bool {
+        if case .batch = self { return true }
+        return false
     }
 
     /// nil when the payload is not a record this version understands.
@@ -51,6 +76,21 @@ public enum LogRecord: Equatable, Sendable {
         case .websocketSaved:
             guard let account = r.string(), let name = r.string(), let ws = r.websocket(), let config = ws else { return nil }
             record = .websocketSaved(account: account, name: name, websocket: config)
+        case .webhookSaved:
+            guard let account = r.string(), let name = r.string(), let webhook = r.webhook() else { return nil }
+            record = .webhookSaved(account: account, name: name, webhook: webhook)
+        case .webhookDeleted:
+            guard let account = r.string(), let name = r.string(), let label = r.string().flatMap(WebhookLabel.init) else { return nil }
+            record = .webhookDeleted(account: account, name: name, label: label)
+        case .batch:
+            guard let count = r.u16(), count > 0 else { return nil }
+            var records: [LogRecord] = []
+            for _ in 0..<count {
+                guard let n = r.u32().map(Int.init), let inner = r.bytes(n),
+                      let decoded = LogRecord.decode(inner), !decoded.isBatch else { return nil }
+                records.append(decoded)
+            }
+            record = .batch(records)
         }
         return r.atEnd ? record : nil
     }
@@ -74,8 +114,28 @@ struct ByteWriter {
     mutating func websocket(_ c: WebSocketConfig?) {
         guard let c else { u8(0); return }
         u8(1 | (c.enabled ? 2 : 0) | (c.mediaBase64 ? 4 : 0))
-        u8(UInt8(c.events.count))
-        for e in c.events { u8(e.rawValue) }
+        events(c.eventList)
+    }
+    mutating func events(_ list: EventList) {
+        u8(UInt8(list.count))
+        for e in list { u8(e.rawValue) }
+    }
+    mutating func blob(_ b: [UInt8]) {
+        precondition(b.count <= Int(UInt16.max))
+        u16(UInt16(b.count))
+        bytes.append(contentsOf: b)
+    }
+    /// `label, flags u8 (bit 0 enabled, bit 1 byEvents, bit 2 mediaBase64), url, events, key id
+    /// (8 bytes), sealed authorization (u16 length, empty = none), sealed signing secret`.
+    mutating func webhook(_ h: StoredWebhook) {
+        let c = h.config
+        string(c.label.name)
+        u8((c.enabled ? 1 : 0) | (c.byEvents ? 2 : 0) | (c.mediaBase64 ? 4 : 0))
+        string(c.url)
+        events(c.eventList)
+        bytes.append(contentsOf: h.keyID.bytes)
+        blob(h.sealedAuthorization)
+        blob(h.sealedSigningSecret)
     }
 }
 
@@ -116,12 +176,34 @@ struct ByteReader {
     mutating func websocket() -> WebSocketConfig?? {
         guard let flags = u8() else { return nil }
         if flags & 1 == 0 { return .some(nil) }
+        guard let events = events() else { return nil }
+        return .some(WebSocketConfig(enabled: flags & 2 != 0, eventList: events, mediaBase64: flags & 4 != 0))
+    }
+    mutating func events() -> EventList? {
         guard let n = u8() else { return nil }
         var events = EventList()
         for _ in 0..<n {
             guard let raw = u8(), let t = EventType(rawValue: raw), events.count < EventList.capacity else { return nil }
             events.append(t)
         }
-        return .some(WebSocketConfig(enabled: flags & 2 != 0, eventList: events, mediaBase64: flags & 4 != 0))
+        return events
+    }
+    /// The next `n` bytes, as a view into the payload.
+    mutating func bytes(_ n: Int) -> UnsafeRawBufferPointer? {
+        guard n >= 0, i + n <= buf.count else { return nil }
+        defer { i += n }
+        return UnsafeRawBufferPointer(rebasing: buf[i..<i + n])
+    }
+    mutating func blob() -> [UInt8]? {
+        guard let n = u16().map(Int.init), let b = bytes(n) else { return nil }
+        return Array(b)
+    }
+    mutating func webhook() -> StoredWebhook? {
+        guard let label = string().flatMap(WebhookLabel.init), let flags = u8(), flags & ~7 == 0, let url = string(),
+              let events = events(), let id = bytes(DeploymentKey.ID.byteCount).flatMap({ DeploymentKey.ID(bytes: Array($0)) }),
+              let auth = blob(), let secret = blob(), !secret.isEmpty else { return nil }
+        let config = WebhookConfig(label: label, enabled: flags & 1 != 0, url: url, authorization: "",
+                                   byEvents: flags & 2 != 0, eventList: events, mediaBase64: flags & 4 != 0)
+        return StoredWebhook(config: config, sealedAuthorization: auth, sealedSigningSecret: secret, keyID: id)
     }
 }

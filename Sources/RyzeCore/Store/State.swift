@@ -19,6 +19,10 @@ public struct State: Sendable {
         public var name: String
         public var token: TokenDigest
         public var websocket: WebSocketConfig?
+        /// Every label, enabled or not (SPEC §4: at most 20, at most 3 enabled).
+        public var webhooks: [WebhookLabel: StoredWebhook] = [:]
+
+        public var enabledWebhookCount: Int { webhooks.values.reduce(0) { $0 + ($1.config.enabled ? 1 : 0) } }
     }
 
     public enum Principal: Equatable, Sendable {
@@ -32,9 +36,17 @@ public struct State: Sendable {
     /// Records applied since the log began (or since its last compaction).
     public private(set) var recordCount = 0
     private var disabledAccounts = 0
+    private var webhookCount = 0
 
     /// How many records `liveRecords` holds: what a compaction would leave.
-    public var liveRecordCount: Int { accounts.count + disabledAccounts + instances.count }
+    public var liveRecordCount: Int { accounts.count + disabledAccounts + instances.count + webhookCount }
+
+    /// The deployment keys that live webhook secrets are sealed under (normally one, or none).
+    public var sealedKeyIDs: Set<DeploymentKey.ID> {
+        var ids: Set<DeploymentKey.ID> = []
+        for i in instances.values { for h in i.webhooks.values { ids.insert(h.keyID) } }
+        return ids
+    }
 
     public init() {}
 
@@ -65,6 +77,9 @@ public struct State: Sendable {
             for n in a.instances.sorted() {
                 guard let i = instances[InstanceKey(account: a.name, name: n)] else { continue }
                 out.append(.instanceCreated(account: i.account, name: i.name, token: i.token, websocket: i.websocket))
+                for label in i.webhooks.keys.sorted() {
+                    out.append(.webhookSaved(account: i.account, name: i.name, webhook: i.webhooks[label]!))
+                }
             }
         }
         return out
@@ -74,6 +89,10 @@ public struct State: Sendable {
     /// deployment-wide write lock, so a record that no longer fits is skipped, not fatal.
     public mutating func apply(_ record: LogRecord) {
         recordCount += 1
+        applyChange(record)
+    }
+
+    private mutating func applyChange(_ record: LogRecord) {
         switch record {
         case let .accountCreated(name, token, quota):
             guard accounts[name] == nil, tokens[token] == nil else { return }
@@ -94,6 +113,7 @@ public struct State: Sendable {
             let key = InstanceKey(account: account, name: name)
             guard let i = instances.removeValue(forKey: key) else { return }
             tokens[i.token] = nil
+            webhookCount -= i.webhooks.count
             if var a = accounts.removeValue(forKey: account) {
                 a.instances.remove(name)
                 accounts[account] = a
@@ -105,6 +125,18 @@ public struct State: Sendable {
             guard var i = instances[key] else { return }
             i.websocket = websocket
             instances[key] = i
+        case let .webhookSaved(account, name, webhook):
+            let key = InstanceKey(account: account, name: name)
+            guard var i = instances.removeValue(forKey: key) else { return }
+            if i.webhooks.updateValue(webhook, forKey: webhook.label) == nil { webhookCount += 1 }
+            instances[key] = i
+        case let .webhookDeleted(account, name, label):
+            let key = InstanceKey(account: account, name: name)
+            guard var i = instances.removeValue(forKey: key) else { return }
+            if i.webhooks.removeValue(forKey: label) != nil { webhookCount -= 1 }
+            instances[key] = i
+        case .batch(let records):
+            for r in records { applyChange(r) }
         }
     }
 
