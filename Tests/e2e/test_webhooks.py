@@ -606,6 +606,11 @@ def test_instance_new_webhook_null_or_disabled(deployment, acct):
         "name": "dis2", "webhookEnabled": False, "webhookURL": "http://x.example", "webhookAuthorization": "a",
         "webhookByEvents": True, "webhookEvents": ["call.update"], "webhookMediaBase64": True})
     check(r.json["instance"]["webhook"], "default", False)
+    # A creation refused for its name stores no webhook, and leaves the existing one alone.
+    r = d.request("POST", "/api/instance/new", token=acct, body={
+        "name": "dis", "webhookEnabled": True, "webhookURL": "http://dup.example", "webhookAuthorization": "dup"})
+    assert (r.status, r.json) == (409, err("Instance name already exists"))
+    assert listing(d, acct, "dis") == [w]
 
 
 @pytest.mark.parametrize("fields", [
@@ -801,11 +806,27 @@ def test_missing_or_other_key_refuses_to_serve(fresh):
     assert code != 0
     assert str(key) in out, out
 
+    key.write_bytes(original + b"\n")   # not a key at all
+    code, out = run_serve(d)
+    assert code is not None and code != 0, out[-500:]
+    assert str(key) in out, out
+
     key.write_bytes(original)
     os.chmod(key, 0o600)
     d.start_workers()
     for _ in range(4):
         assert listing(d, t, "k") == before
+    # After compaction the sealed records are still known for what they are.
+    assert d.cli("log", "compact").stdout.startswith("compacted: ")
+    d.stop_workers()
+    key.unlink()
+    code, out = run_serve(d)
+    assert code is not None and code != 0, out[-500:]
+    assert str(key) in out and not key.exists(), out
+    key.write_bytes(original)
+    os.chmod(key, 0o600)
+    d.start_workers()
+    assert listing(d, t, "k") == before
 
 
 def test_secret_key_file_option(fresh, tmp_path):
@@ -845,11 +866,14 @@ def test_secret_key_file_flag_on_every_subcommand():
                 ["log", "verify"], ["log", "dump"], ["log", "compact"]]
     for extra in [["publisher", "create"], ["publisher", "list"], ["publisher", "disable"], ["deliver"],
                   ["webhook", "dead", "list"], ["webhook", "dead", "retry"], ["webhook", "dead", "purge"], ["log", "repair"]]:
-        if subprocess.run([BIN, *extra, "--help"], capture_output=True).returncode == 0:
+        # Subcommands of later parts of SPEC §5, once they exist (an unknown one prints the top help).
+        r = subprocess.run([BIN, *extra, "--help"], capture_output=True, text=True)
+        if r.returncode == 0 and f"USAGE: ryze-events {' '.join(extra)}" in r.stdout:
             commands.append(extra)
     for c in commands:
         r = subprocess.run([BIN, *c, "--help"], capture_output=True, text=True)
-        assert r.returncode == 0 and "--secret-key-file" in r.stdout, c
+        assert r.returncode == 0 and f"USAGE: ryze-events {' '.join(c)}" in r.stdout, c
+        assert "--secret-key-file" in r.stdout, c
 
 
 # --- restart, concurrency ------------------------------------------------------------------------
