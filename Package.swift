@@ -19,6 +19,16 @@ let package = Package(
             pkgConfig: "fcgi",
             providers: [.apt(["libfcgi-dev"])]
         ),
+        // libcurl (Debian's libcurl4-openssl-dev) with C shims for its variadic calls.
+        .target(
+            name: "CCurl",
+            linkerSettings: [.linkedLibrary("curl")]
+        ),
+        // A blocking HTTP client over libcurl: webhook deliveries and the hand-off to nginx's fan-out.
+        .target(
+            name: "RyzeHTTP",
+            dependencies: ["CCurl"]
+        ),
         // HTTP model, router, handlers, auth, rate limiter, store: no libfcgi here.
         .target(
             name: "RyzeCore",
