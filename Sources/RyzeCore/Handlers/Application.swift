@@ -10,12 +10,26 @@ public final class Application: Sendable {
         public var maxBodyBytes: Int
         /// Where GET answers with the worker's status page; nil turns it off.
         public var statusPath: String?
+        /// Browser origins allowed to open `/ws/:instance` (SPEC §6.2); a request without
+        /// `Origin` is never refused for it.
+        public var wsOrigins: Set<String>
+        /// Put in every event's `instanceData.baseUrl` (SPEC §6).
+        public var baseURL: String
+        /// Publish bodies above this are refused with 413 (SPEC §6.1: 1 MiB by default).
+        public var maxPublishBodyBytes: Int
 
-        public init(corsOrigins: Set<String> = [], maxBodyBytes: Int = 64 * 1024, statusPath: String? = nil) {
+        public init(corsOrigins: Set<String> = [], maxBodyBytes: Int = 64 * 1024, statusPath: String? = nil,
+                    wsOrigins: Set<String> = [], baseURL: String = "", maxPublishBodyBytes: Int = 1 << 20) {
             self.corsOrigins = corsOrigins
             self.maxBodyBytes = maxBodyBytes
             self.statusPath = statusPath
+            self.wsOrigins = wsOrigins
+            self.baseURL = baseURL
+            self.maxPublishBodyBytes = maxPublishBodyBytes
         }
+
+        /// The largest body the adapter must read for any route.
+        public var largestBodyBytes: Int { max(maxBodyBytes, maxPublishBodyBytes) }
     }
 
     public let store: any StateStore
@@ -24,6 +38,10 @@ public final class Application: Sendable {
     /// Seals and opens webhook secrets under the deployment key; nil only where no key was
     /// given (then the webhook endpoints answer their 500).
     let secrets: SecretBox?
+    /// Where published events go (SPEC §6); nil: not configured (publishing answers its 500 /
+    /// `"websocket": false`).
+    let queue: (any EventQueue)?
+    let stream: (any EventStream)?
     let logger: Logger
     let router: Router<Endpoint>
     let workerStatistics: WorkerStatistics?
@@ -31,9 +49,12 @@ public final class Application: Sendable {
     nonisolated(unsafe) private var pipeline: Pipeline!
 
     public init(store: any StateStore, limiter: RateLimiter, configuration: Configuration, secrets: SecretBox?,
+                queue: (any EventQueue)? = nil, stream: (any EventStream)? = nil,
                 statistics: WorkerStatistics? = nil, logger: Logger = Logger(label: "ryze.api")) {
         self.store = store
         self.secrets = secrets
+        self.queue = queue
+        self.stream = stream
         self.limiter = limiter
         self.configuration = configuration
         self.workerStatistics = statistics
