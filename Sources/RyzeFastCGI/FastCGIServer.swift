@@ -263,21 +263,9 @@ public final class FastCGIServer: @unchecked Sendable {
     /// nil when the declared body did not arrive (the read timed out or the peer went away).
     /// Reads stdin to its end in every case, so that finish() may close the connection outright.
     static func readRequest(_ raw: inout FCGX_Request, maxBody: Int) -> HTTPRequest? {
-        let p = Parameters(raw.envp)
-        var path = "/"
-        var queryInURI: UnsafePointer<CChar>?
-        if let uri = p.requestURI {
-            queryInURI = strchr(uri, Int32(UInt8(ascii: "?"))).map { UnsafePointer($0) + 1 }
-            path = makeString(uri, queryInURI.map { $0 - 1 - uri } ?? strlen(uri))
-        } else if let d = p.documentURI {
-            path = String(cString: d)
-        }
-        // QUERY_STRING when nginx sends it (Debian's fastcgi_params), else what follows the `?`.
-        let query = (p.queryString ?? queryInURI).map { String(cString: $0) } ?? ""
-        let headers = HTTPHeaders(token: p.token.map { String(cString: $0) },
-                                  authorization: p.authorization.map { String(cString: $0) },
-                                  origin: p.origin.map { String(cString: $0) })
-        let length = p.contentLength.map(decimalValue) ?? 0
+        // Pointers into libfcgi's copies of the parameters: valid until finish().
+        let parameters = RequestParameters(environment: raw.envp)
+        let length = parameters.contentLength
         var body: [UInt8] = []
         var tooLarge = false
         if length > maxBody {
@@ -299,146 +287,44 @@ public final class FastCGIServer: @unchecked Sendable {
         }
         // The end-of-stdin record (usually already in libfcgi's buffer, so no system call).
         while FCGX_GetChar(raw.in) >= 0 {}
-        return HTTPRequest(method: p.method, path: path, query: query, headers: headers,
-                           remoteAddress: p.remoteAddress.map { String(cString: $0) } ?? "", body: body, bodyTooLarge: tooLarge)
-    }
-
-    private static func makeString(_ start: UnsafePointer<CChar>, _ count: Int) -> String {
-        String(decoding: UnsafeRawBufferPointer(start: start, count: count), as: UTF8.self)
-    }
-
-    /// CONTENT_LENGTH as nginx sends it (digits, or empty). Anything else counts as no body; a
-    /// number too large for Int as a body too large.
-    private static func decimalValue(_ s: UnsafePointer<CChar>) -> Int {
-        var n = 0
-        var p = s
-        while p.pointee != 0 {
-            let d = Int(p.pointee) - 48
-            guard d >= 0 && d <= 9 else { return 0 }
-            guard n <= (Int.max - d) / 10 else { return .max }
-            n = n * 10 + d
-            p += 1
-        }
-        return n
-    }
-
-    /// The parameters the API reads, picked out of libfcgi's `NAME=value` array in one pass
-    /// (FCGX_GetParam would scan the whole array once per name). Values stay pointers into
-    /// libfcgi's copies, valid until FCGX_Finish_r: only what the request uses becomes a String.
-    struct Parameters {
-        var method = "GET"
-        var requestURI, documentURI, queryString, contentLength, remoteAddress: UnsafePointer<CChar>?
-        var token, authorization, origin: UnsafePointer<CChar>?
-
-        init(_ envp: FCGX_ParamArray?) {
-            guard var entry = envp else { return }
-            while let cString = entry.pointee {
-                entry += 1
-                let raw = UnsafeRawPointer(cString).assumingMemoryBound(to: UInt8.self)
-                guard let eq = strchr(cString, Int32(UInt8(ascii: "="))) else { continue }
-                let nameLength = UnsafePointer(eq) - UnsafePointer(cString)
-                let value = UnsafePointer(eq) + 1
-                func `is`(_ name: StaticString) -> Bool {
-                    name.utf8CodeUnitCount == nameLength && memcmp(raw, name.utf8Start, nameLength) == 0
-                }
-                switch raw.pointee {
-                case UInt8(ascii: "R"):
-                    if `is`("REQUEST_METHOD") { method = Parameters.method(value) }
-                    else if `is`("REQUEST_URI") { requestURI = value }
-                    else if `is`("REMOTE_ADDR") { remoteAddress = value }
-                case UInt8(ascii: "H"):
-                    if `is`("HTTP_TOKEN") { token = value }
-                    else if `is`("HTTP_AUTHORIZATION") { authorization = value }
-                    else if `is`("HTTP_ORIGIN") { origin = value }
-                case UInt8(ascii: "Q"):
-                    if `is`("QUERY_STRING") { queryString = value }
-                case UInt8(ascii: "C"):
-                    if `is`("CONTENT_LENGTH") { contentLength = value }
-                case UInt8(ascii: "D"):
-                    if `is`("DOCUMENT_URI") { documentURI = value }
-                default: break
-                }
-            }
-        }
-
-        /// The API's methods come back as literals (no bytes copied); anything else as sent.
-        private static func method(_ value: UnsafePointer<CChar>) -> String {
-            for known in ["GET", "POST", "DELETE", "OPTIONS"] as [StaticString] {
-                if strcmp(value, UnsafeRawPointer(known.utf8Start).assumingMemoryBound(to: CChar.self)) == 0 {
-                    return known.description
-                }
-            }
-            return String(cString: value)
-        }
+        return HTTPRequest(parameters: parameters, body: body, bodyTooLarge: tooLarge)
     }
 
     /// Straight into libfcgi's output buffer, piece by piece: FCGX_PutStr only copies until the
     /// buffer (8 KiB) is full, and everything goes out in one write at FCGX_Finish_r.
     static func writeResponse(_ response: HTTPResponse, to out: UnsafeMutablePointer<FCGX_Stream>!) {
-        putLiteral("Status: ", out)
-        putDecimal(response.status.code, out)
-        putLiteral(" ", out)
-        put(response.status.reason, out)
-        if let type = response.contentType {
-            putLiteral("\r\nContent-Type: ", out)
-            put(type, out)
-        }
-        if let r = response.rateLimit {
-            if let retry = r.retryAfter {
-                putLiteral("\r\nRetry-After: ", out)
-                putDecimal(retry, out)
-            }
-            putLiteral("\r\nX-RateLimit-Limit: ", out)
-            putDecimal(r.limit, out)
-            putLiteral("\r\nX-RateLimit-Remaining: ", out)
-            putDecimal(r.remaining, out)
-            putLiteral("\r\nX-RateLimit-Reset: ", out)
-            putDecimal(r.reset, out)
-        }
-        for (name, value) in response.headers {
-            putLiteral("\r\n", out)
-            put(name, out)
-            putLiteral(": ", out)
-            put(value, out)
-        }
-        if response.status.code != 204 {
-            putLiteral("\r\nContent-Length: ", out)
-            putDecimal(response.body.count, out)
-        }
-        putLiteral("\r\n\r\n", out)
+        var sink = StreamSink(stream: out)
+        response.writeHead(to: &sink)
         if !response.body.isEmpty {
             _ = response.body.withUnsafeBytes { FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32($0.count), out) }
         }
     }
 
-    private static func putLiteral(_ s: StaticString, _ out: UnsafeMutablePointer<FCGX_Stream>!) {
-        _ = UnsafeRawPointer(s.utf8Start).withMemoryRebound(to: CChar.self, capacity: s.utf8CodeUnitCount) {
-            FCGX_PutStr($0, Int32(s.utf8CodeUnitCount), out)
-        }
-    }
+    /// The response head's pieces into a libfcgi output stream, each with one FCGX_PutStr from
+    /// where it already lies: a literal's static bytes, a String's storage, digits on the stack.
+    struct StreamSink: ResponseHeadSink {
+        let stream: UnsafeMutablePointer<FCGX_Stream>!
 
-    private static func put(_ s: String, _ out: UnsafeMutablePointer<FCGX_Stream>!) {
-        var s = s
-        s.withUTF8 { bytes in
-            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
-            _ = UnsafeRawPointer(base).withMemoryRebound(to: CChar.self, capacity: bytes.count) {
-                FCGX_PutStr($0, Int32(bytes.count), out)
+        func write(_ literal: StaticString) {
+            _ = UnsafeRawPointer(literal.utf8Start).withMemoryRebound(to: CChar.self, capacity: literal.utf8CodeUnitCount) {
+                FCGX_PutStr($0, Int32(literal.utf8CodeUnitCount), stream)
             }
         }
-    }
 
-    private static func putDecimal(_ value: Int, _ out: UnsafeMutablePointer<FCGX_Stream>!) {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes: room for any Int
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var n = value.magnitude
-            var at = buffer.count
-            repeat {
-                at -= 1
-                buffer[at] = UInt8(ascii: "0") + UInt8(n % 10)
-                n /= 10
-            } while n > 0
-            if value < 0 { at -= 1; buffer[at] = UInt8(ascii: "-") }
-            _ = FCGX_PutStr(buffer.baseAddress!.assumingMemoryBound(to: CChar.self) + at, Int32(buffer.count - at), out)
+        func write(_ string: String) {
+            var s = string
+            s.withUTF8 { bytes in
+                guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+                _ = UnsafeRawPointer(base).withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+                    FCGX_PutStr($0, Int32(bytes.count), stream)
+                }
+            }
+        }
+
+        func write(decimal value: Int) {
+            DecimalDigits.withASCII(value) {
+                _ = FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32($0.count), stream)
+            }
         }
     }
 }

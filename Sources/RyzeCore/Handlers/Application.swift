@@ -77,7 +77,7 @@ public final class Application: Sendable {
         default: bucket = .address(request.remoteAddress)
         }
         let origin = configuration.corsOrigins.isEmpty ? nil
-            : request.headers["origin"].flatMap { configuration.corsOrigins.contains($0) ? $0 : nil }
+            : request.headers[.origin].flatMap { configuration.corsOrigins.contains($0) ? $0 : nil }
 
         let decision = limiter.consume(bucket)
         var response: HTTPResponse
