@@ -58,6 +58,11 @@ let package = Package(
             name: "RyzeCoreTests",
             dependencies: ["RyzeCore"]
         ),
+        // The adapter driven in-process over a socketpair with hand-built FastCGI records.
+        .testTarget(
+            name: "RyzeFastCGITests",
+            dependencies: ["RyzeFastCGI", "RyzeCore", "CFastCGI"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
