@@ -69,6 +69,11 @@ let package = Package(
             // Log files kept byte for byte: read by the tests through #filePath, not bundled.
             exclude: ["Golden"]
         ),
+        // The adapter driven in-process over a socketpair with hand-built FastCGI records.
+        .testTarget(
+            name: "RyzeFastCGITests",
+            dependencies: ["RyzeFastCGI", "RyzeCore", "CFastCGI"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
