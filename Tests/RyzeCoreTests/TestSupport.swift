@@ -42,12 +42,12 @@ struct TestApp {
     let accountToken = "account-token-0123456789"
 
     init(limits: RateLimiter.Limits = .init(perToken: 10_000, createPerToken: 10_000, perAddress: 10_000), cors: Set<String> = [],
-         queue: (any EventQueue)? = nil, stream: (any EventStream)? = nil, baseURL: String = "") throws {
+         queue: (any EventQueue)? = nil, stream: (any EventStream)? = nil, baseURL: String = "", wsOrigins: Set<String> = []) throws {
         store = try LogStore(directory: dir.path)
         let table = try SharedRateTable(path: dir.path + "/ratelimit.table", capacity: 1024)
         let key = try DeploymentKey.loadOrCreate(path: dir.path + "/secret.key", create: true)
         app = Application(store: store, limiter: RateLimiter(table: table, limits: limits, clock: clock.wallClock),
-                          configuration: .init(corsOrigins: cors, baseURL: baseURL), secrets: SecretBox(key: key), queue: queue, stream: stream)
+                          configuration: .init(corsOrigins: cors, wsOrigins: wsOrigins, baseURL: baseURL), secrets: SecretBox(key: key), queue: queue, stream: stream)
         let digest = TokenDigest(of: accountToken)
         try store.write { _ in (LogRecord.accountCreated(name: "acme", token: digest, instanceQuota: 3), ()) }
     }

@@ -107,6 +107,9 @@ public final class Application: Sendable {
         r.add("DELETE", "/api/events/webhook/:instance", Endpoint(
             access: .accountOrInstance, storeFailure: .init(message: "Failed to delete webhook")
         ) { app, request, context throws(APIError) in try app.deleteWebhook(request, context) })
+        r.add("GET", "/ws/:instance", Endpoint(
+            access: .accountOrInstance, storeFailure: .init(message: "Failed to get websocket configuration")
+        ) { app, request, context throws(APIError) in try app.openStream(request, context) })
         return r
     }
 

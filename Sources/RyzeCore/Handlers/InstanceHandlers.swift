@@ -89,10 +89,13 @@ extension Application {
 
     /// DELETE /api/instance/delete/:instance (account token only).
     func deleteInstance(_ context: RequestContext) throws(APIError) -> HTTPResponse {
-        try write(context) { state throws(APIError) -> (LogRecord?, Void) in
+        let channel = try write(context) { state throws(APIError) -> (LogRecord?, String) in
             let instance = try resolveInstance(context, in: state)
-            return (.instanceDeleted(account: instance.account, name: instance.name), ())
+            return (.instanceDeleted(account: instance.account, name: instance.name), StreamChannel.id(of: instance))
         }
+        // Only once the delete is durable: its token can no longer open a stream, so the
+        // subscribers closed here cannot come back (SPEC §4).
+        stream?.close(channel: channel)
         return Application.success("Instance deleted", [("instance", .object([("status", .string("deleted"))]))])
     }
 }

@@ -31,7 +31,7 @@ extension Application {
         var streamed = false
         if let ws = instance.websocket, ws.enabled, ws.eventList.accepts(event) {
             let frame = ws.mediaBase64 ? envelope : EventEnvelope.strippingMedia(envelope)
-            streamed = stream?.publish(channel: StreamChannel.id(account: instance.account, instance: instance.name), envelope: frame) ?? false
+            streamed = stream?.publish(channel: StreamChannel.id(of: instance), envelope: frame) ?? false
             if !streamed {
                 logger.warning("the WebSocket fan-out did not take an event", metadata: ["instance": "\(instance.account)/\(instance.name)", "event_id": "\(id)"])
             }
