@@ -29,6 +29,15 @@ let package = Package(
             name: "RyzeHTTP",
             dependencies: ["CCurl"]
         ),
+        // The workers' WebSocket fan-out: RyzeCore's EventStream over nginx nchan's publisher socket.
+        .target(
+            name: "RyzeStream",
+            dependencies: [
+                "RyzeCore",
+                "RyzeHTTP",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // HTTP model, router, handlers, auth, rate limiter, store: no libfcgi here.
         .target(
             name: "RyzeCore",
@@ -54,6 +63,7 @@ let package = Package(
             dependencies: [
                 "RyzeCore",
                 "RyzeFastCGI",
+                "RyzeStream",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -73,6 +83,11 @@ let package = Package(
         .testTarget(
             name: "RyzeFastCGITests",
             dependencies: ["RyzeFastCGI", "RyzeCore", "CFastCGI"]
+        ),
+        // NchanStream against a one-request HTTP server on a unix socket.
+        .testTarget(
+            name: "RyzeStreamTests",
+            dependencies: ["RyzeStream", "RyzeCore"]
         ),
     ],
     swiftLanguageModes: [.v6]
