@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import RyzeCore
 import RyzeFastCGI
+import RyzeStream
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,6 +52,12 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("cors-origin"), help: ArgumentHelp("Allow this browser origin (repeatable).", valueName: "origin"))
     var corsOrigins: [String] = []
 
+    @Option(name: .customLong("ws-origin"), help: ArgumentHelp("Allow this browser origin to open /ws/:instance (repeatable); a request without Origin is always allowed.", valueName: "origin"))
+    var wsOrigins: [String] = []
+
+    @Option(name: .customLong("fanout-socket"), help: ArgumentHelp("nginx nchan's publisher unix socket: events go out to /ws subscribers through it, and deleting an instance closes its connections. Without it nothing is streamed.", valueName: "path"))
+    var fanoutSocket: String?
+
     @Option(name: .customLong("compact-factor"), help: "Compact the log automatically when it holds more than this many times the records of the current state (and at least 1000); 0: never.")
     var compactFactor: Int = 4
 
@@ -82,6 +89,12 @@ struct Serve: ParsableCommand {
         guard compactFactor >= 0 else { throw ValidationError("--compact-factor must be 0 or more") }
         guard maxRequests >= 0 else { throw ValidationError("--max-requests must be 0 or more") }
         guard readTimeout >= 0 && readTimeout <= 86_400 else { throw ValidationError("--read-timeout must be between 0 and 86400 seconds") }
+        for origin in wsOrigins where !Serve.isOrigin(origin) {
+            throw ValidationError("--ws-origin takes an origin as browsers send it, scheme://host[:port] without a path: \(origin)")
+        }
+        if let fanoutSocket, !fanoutSocket.hasPrefix("/") || fanoutSocket.utf8.count > 107 {
+            throw ValidationError("--fanout-socket takes an absolute path of at most 107 bytes")
+        }
         if let statusPath, !statusPath.hasPrefix("/") { throw ValidationError("--status-path must start with /") }
         if let listen, !(listen.hasPrefix("unix:/") || listen.contains(":")) {
             throw ValidationError("--listen takes unix:/path.sock or HOST:PORT")
@@ -102,8 +115,9 @@ struct Serve: ParsableCommand {
             let app = Application(
                 store: store,
                 limiter: RateLimiter(table: table, limits: limits, prefixes: .init(ipv4: anonIPv4Prefix, ipv6: anonIPv6Prefix)),
-                configuration: .init(corsOrigins: Set(corsOrigins), statusPath: statusPath, baseURL: baseURL, maxPublishBodyBytes: maxPublishBody),
+                configuration: .init(corsOrigins: Set(corsOrigins), statusPath: statusPath, wsOrigins: Set(wsOrigins), baseURL: baseURL, maxPublishBodyBytes: maxPublishBody),
                 secrets: SecretBox(key: key),
+                stream: fanoutSocket.map { NchanStream(socketPath: $0, logger: Logger(label: "ryze.stream")) },
                 statistics: statistics,
                 logger: Logger(label: "ryze.api"))
             let server = FastCGIServer(
@@ -117,5 +131,14 @@ struct Serve: ParsableCommand {
             Logger(label: "ryze.serve").critical("cannot serve: \(error)")
             fail("\(error)")
         }
+    }
+
+    /// `scheme://host[:port]`, lower-case scheme, nothing after the authority: what a browser
+    /// sends in `Origin`, which is compared byte for byte.
+    static func isOrigin(_ s: String) -> Bool {
+        guard let range = s.range(of: "://") else { return false }
+        let scheme = s[..<range.lowerBound], authority = s[range.upperBound...]
+        return !scheme.isEmpty && scheme.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || "+-.".contains($0) }
+            && !authority.isEmpty && !authority.contains(where: { "/?#@ ".contains($0) })
     }
 }
