@@ -22,4 +22,10 @@ if ! python3 -c 'import pytest' 2>/dev/null; then
     python3 -m pip install -q pytest || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pytest >/dev/null; }
 fi
 
+# The end-to-end tests' WebSocket client (Tests/e2e/test_stream.py).
+if ! python3 -c 'import websocket' 2>/dev/null; then
+    echo "installing websocket-client"
+    python3 -m pip install -q websocket-client || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-websocket >/dev/null; }
+fi
+
 command -v swift >/dev/null 2>&1 || { echo "swift is not on PATH: install the Swift 6 toolchain first" >&2; exit 1; }

@@ -8,7 +8,9 @@
 #   deploy/local-run.sh status   show what runs
 #
 # Environment: PORT (8080), WORKERS (2), THREADS (8), RYZE_DATA_DIR (./data),
-# RYZE_RUN_DIR (/tmp/ryze-events-local: sockets, pids, logs; nginx's user must reach it).
+# RYZE_RUN_DIR (/tmp/ryze-events-local: sockets, pids, logs; nginx's user must reach it),
+# WS_ORIGINS (space-separated browser origins allowed to open /ws/:instance; default: this
+# deployment's own, http://127.0.0.1:PORT and http://localhost:PORT).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,6 +21,10 @@ THREADS=${THREADS:-8}
 DATA_DIR=${RYZE_DATA_DIR:-$ROOT/data}
 RUN_DIR=${RYZE_RUN_DIR:-/tmp/ryze-events-local}
 SOCKET=$RUN_DIR/ryze-events.sock
+# nginx's nchan publisher: the workers hand events for /ws subscribers to it.
+FANOUT_SOCKET=$RUN_DIR/fanout.sock
+ws_origin_args=()
+for origin in ${WS_ORIGINS-http://127.0.0.1:$PORT http://localhost:$PORT}; do ws_origin_args+=(--ws-origin "$origin"); done
 
 stop() {
     if [ -f "$RUN_DIR/nginx.pid" ]; then
@@ -61,9 +67,11 @@ chmod 0755 "$RUN_DIR"
 
 spawn-fcgi -s "$SOCKET" -M 0666 -P "$RUN_DIR/multiwatch.pid" -- \
     "$(command -v multiwatch)" -f "$WORKERS" -- \
-    "$BIN" serve --data-dir "$DATA_DIR" --threads "$THREADS" --log-file "$RUN_DIR/ryze-events.log" >/dev/null
+    "$BIN" serve --data-dir "$DATA_DIR" --threads "$THREADS" --log-file "$RUN_DIR/ryze-events.log" \
+    --fanout-socket "$FANOUT_SOCKET" ${ws_origin_args[@]+"${ws_origin_args[@]}"} >/dev/null
 
 sed -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@ROOT@|$PWD|g" -e "s|@PORT@|$PORT|g" -e "s|@SOCKET@|$SOCKET|g" -e "s|@WORKERS@|2|g" \
+    -e "s|@FANOUT_SOCKET@|$FANOUT_SOCKET|g" -e "s|@WS_PING_INTERVAL@|30|g" \
     deploy/nginx-local.conf.template >"$RUN_DIR/nginx.conf"
 nginx -c "$RUN_DIR/nginx.conf" -p "$RUN_DIR"
 
@@ -86,6 +94,8 @@ account "$name", token (shown once, keep it):
 try:
     curl -s -X POST http://127.0.0.1:$PORT/api/instance/new -H 'token: $TOKEN' -d '{"name":"demo","websocketEnabled":true}'
     curl -s http://127.0.0.1:$PORT/api/events/getWebsocket/demo -H 'token: $TOKEN'
+stream (WebSocket, one text frame per event): ws://127.0.0.1:$PORT/ws/demo?token=$TOKEN
+    e.g. wsdump ws://127.0.0.1:$PORT/ws/demo -r --headers 'token: $TOKEN'    (wsdump: pip's websocket-client)
 
 logs: $RUN_DIR/ryze-events.log and $RUN_DIR/nginx-error.log
 stop: deploy/local-run.sh stop

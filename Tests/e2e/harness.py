@@ -55,7 +55,7 @@ class Response:
 
 class Deployment:
     def __init__(self, workers=2, threads=4, args=(), supervisor="spawn-fcgi", nginx_workers=2, multiwatch_args=(),
-                 nginx_server=""):
+                 nginx_server="", ws_ping_interval=2):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="ryze-e2e-"))
         os.chmod(self.dir, 0o755)   # nginx's workers (nobody) must reach the socket
         self.data = self.dir / "data"
@@ -69,13 +69,15 @@ class Deployment:
         self.nginx_workers = nginx_workers
         self.multiwatch_args = list(multiwatch_args)
         self.nginx_server = nginx_server   # extra directives for the server block
+        self.fanout = self.dir / "fanout.sock"   # nchan's publisher socket, nginx's; the workers publish to it
+        self.ws_ping_interval = ws_ping_interval
         self.nginx = None
         self.multiwatch = None
 
     # --- processes -------------------------------------------------------------------------
     def serve_command(self):
         return [BIN, "serve", "--data-dir", str(self.data), "--threads", str(self.threads),
-                "--log-file", str(self.log), *self.args]
+                "--log-file", str(self.log), "--fanout-socket", str(self.fanout), *self.args]
 
     def start(self):
         self.start_workers()
@@ -116,7 +118,8 @@ class Deployment:
     def start_nginx(self):
         conf = TEMPLATE.read_text()
         for k, v in {"@RUN_DIR@": str(self.dir), "@PORT@": str(self.port), "@SOCKET@": str(self.sock),
-                     "@WORKERS@": str(self.nginx_workers), "@ROOT@": str(ROOT)}.items():
+                     "@WORKERS@": str(self.nginx_workers), "@ROOT@": str(ROOT), "@FANOUT_SOCKET@": str(self.fanout),
+                     "@WS_PING_INTERVAL@": str(self.ws_ping_interval)}.items():
             conf = conf.replace(k, v)
         conf = conf.replace("server_name localhost;", "server_name localhost;\n        " + self.nginx_server, 1)
         (self.dir / "nginx.conf").write_text(conf)

@@ -144,11 +144,17 @@ def test_systemd_unit_verifies(tmp_path):
 
 
 def test_nginx_conf_example_passes_nginx_t_with_its_params_file(tmp_path):
-    # As install-systemd.sh lays it out: the site next to ryze-events-fastcgi-params.
+    # As install-systemd.sh lays it out: the site next to ryze-events-fastcgi-params, nchan
+    # loaded as Debian's modules-enabled does. `nginx -t` binds the listening sockets: the
+    # fanout socket's directory (the service's RuntimeDirectory) is moved into tmp_path.
     shutil.copy(ROOT / "deploy" / "fastcgi_params.ryze-events", tmp_path / "ryze-events-fastcgi-params")
+    site = (ROOT / "nginx.conf.example").read_text()
+    assert "listen unix:/run/ryze-events/fanout.sock;" in site
+    (tmp_path / "site.conf").write_text(site.replace("/run/ryze-events/fanout.sock", f"{tmp_path}/fanout.sock"))
     (tmp_path / "nginx.conf").write_text(
+        "load_module /usr/lib/nginx/modules/ngx_nchan_module.so;\n"
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
-        f"http {{ include {ROOT / 'nginx.conf.example'}; }}\n")
+        f"http {{ include {tmp_path / 'site.conf'}; }}\n")
     r = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
