@@ -2,7 +2,7 @@
 
 
 def test_unknown_route(deployment, acct):
-    for path in ["/", "/api", "/api/instance/list/", "/API/instance/list", "/api/instance/lists", "/ws/x"]:
+    for path in ["/", "/api", "/api/instance/list/", "/API/instance/list", "/api/instance/lists", "/ws/x/y", "/ws/"]:
         r = deployment.request("GET", path, token=acct)
         assert r.status == 404, path
         assert r.json == {"success": False, "error": {"message": "Route not found"}}
