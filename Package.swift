@@ -37,7 +37,7 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            exclude: ["Store/log_format.md"]
+            exclude: ["Store/log_format.md", "Queue/queue_format.md"]
         ),
         // The thin FastCGI adapter: libfcgi requests in, RyzeCore responses out.
         .target(
