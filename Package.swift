@@ -69,6 +69,11 @@ let package = Package(
             // Log files kept byte for byte: read by the tests through #filePath, not bundled.
             exclude: ["Golden"]
         ),
+        // The libcurl client against a local test server (a thread of the test process).
+        .testTarget(
+            name: "RyzeHTTPTests",
+            dependencies: ["RyzeHTTP"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
