@@ -39,6 +39,17 @@ let package = Package(
             ],
             exclude: ["Store/log_format.md", "Queue/queue_format.md"]
         ),
+        // The webhook deliverer: follows the delivery queue and the configuration, POSTs with
+        // libcurl. RyzeCore knows nothing of HTTP clients; this target joins the two.
+        .target(
+            name: "RyzeDeliver",
+            dependencies: [
+                "RyzeCore",
+                "RyzeHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
         // The thin FastCGI adapter: libfcgi requests in, RyzeCore responses out.
         .target(
             name: "RyzeFastCGI",
@@ -54,6 +65,7 @@ let package = Package(
             dependencies: [
                 "RyzeCore",
                 "RyzeFastCGI",
+                "RyzeDeliver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -73,6 +85,10 @@ let package = Package(
         .testTarget(
             name: "RyzeHTTPTests",
             dependencies: ["RyzeHTTP"]
+        ),
+        .testTarget(
+            name: "RyzeDeliverTests",
+            dependencies: ["RyzeDeliver", "RyzeCore", "RyzeHTTP"]
         ),
     ],
     swiftLanguageModes: [.v6]
