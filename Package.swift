@@ -90,6 +90,11 @@ let package = Package(
             name: "RyzeDeliverTests",
             dependencies: ["RyzeDeliver", "RyzeCore", "RyzeHTTP"]
         ),
+        // The adapter driven in-process over a socketpair with hand-built FastCGI records.
+        .testTarget(
+            name: "RyzeFastCGITests",
+            dependencies: ["RyzeFastCGI", "RyzeCore", "CFastCGI"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -58,7 +58,8 @@ func benchApplication(_ dir: String) throws -> (Application, HTTPRequest) {
     let limits = RateLimiter.Limits(perToken: 6_000_000, createPerToken: 6_000_000, perAddress: 6_000_000)
     let app = Application(store: store, limiter: RateLimiter(table: try SharedRateTable(path: dir + "/rl", capacity: 65536), limits: limits),
                           configuration: .init(), secrets: nil)
-    let req = HTTPRequest(method: "GET", path: "/api/events/getWebsocket/shop", headers: HTTPHeaders([("token", token)]), remoteAddress: "127.0.0.1")
+    let req = HTTPRequest(fastCGIParameters: ["REQUEST_METHOD": "GET", "REQUEST_URI": "/api/events/getWebsocket/shop",
+                                              "REMOTE_ADDR": "127.0.0.1", "HTTP_TOKEN": token])
     precondition(app.respond(to: req).status.code == 200)
     return (app, req)
 }

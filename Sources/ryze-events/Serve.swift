@@ -27,6 +27,15 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("create-rate-limit"), help: "POST /api/instance/new per minute per account token.")
     var createRateLimit: Int = 20
 
+    @Option(name: .customLong("publish-rate-limit"), help: "POST /api/events/publish/:instance per minute per publisher token.")
+    var publishRateLimit: Int = 60_000
+
+    @Option(name: .customLong("max-publish-body"), help: ArgumentHelp("Largest body of POST /api/events/publish/:instance; larger ones get 413.", valueName: "bytes"))
+    var maxPublishBody: Int = 1 << 20
+
+    @Option(name: .customLong("base-url"), help: ArgumentHelp("Put in every event's instanceData.baseUrl.", valueName: "url"))
+    var baseURL: String = ""
+
     @Option(name: .customLong("anon-rate-limit"), help: "Requests per minute per client network (--anon-ipv4-prefix, --anon-ipv6-prefix) without a valid token.")
     var anonRateLimit: Int = 30
 
@@ -62,7 +71,9 @@ struct Serve: ParsableCommand {
 
     func validate() throws {
         guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024") }
-        for (flag, v) in [("--rate-limit", rateLimit), ("--create-rate-limit", createRateLimit), ("--anon-rate-limit", anonRateLimit)] {
+        guard maxPublishBody >= 1024 && maxPublishBody <= 16 << 20 else { throw ValidationError("--max-publish-body must be between 1024 and 16777216 bytes") }
+        for (flag, v) in [("--rate-limit", rateLimit), ("--create-rate-limit", createRateLimit), ("--anon-rate-limit", anonRateLimit),
+                          ("--publish-rate-limit", publishRateLimit)] {
             guard v >= 1 && v <= 6_000_000 else { throw ValidationError("\(flag) must be between 1 and 6000000 per minute") }
         }
         guard ClientNetwork.Prefixes.ipv4Range.contains(anonIPv4Prefix) else { throw ValidationError("--anon-ipv4-prefix must be between 1 and 32") }
@@ -84,18 +95,19 @@ struct Serve: ParsableCommand {
             let store = try LogStore(directory: data.path, autoCompactionFactor: compactFactor > 0 ? compactFactor : nil,
                                   logger: Logger(label: "ryze.store"))
             let table = try SharedRateTable(path: data.path + "/ratelimit.table", capacity: rateTableSlots)
-            let limits = RateLimiter.Limits(perToken: rateLimit, createPerToken: createRateLimit, perAddress: anonRateLimit)
+            let limits = RateLimiter.Limits(perToken: rateLimit, createPerToken: createRateLimit, perAddress: anonRateLimit,
+                                            publishPerToken: publishRateLimit)
             let statistics = WorkerStatistics(threads: threads)
             let key = try data.loadKey(for: store)
             let app = Application(
                 store: store,
                 limiter: RateLimiter(table: table, limits: limits, prefixes: .init(ipv4: anonIPv4Prefix, ipv6: anonIPv6Prefix)),
-                configuration: .init(corsOrigins: Set(corsOrigins), statusPath: statusPath),
+                configuration: .init(corsOrigins: Set(corsOrigins), statusPath: statusPath, baseURL: baseURL, maxPublishBodyBytes: maxPublishBody),
                 secrets: SecretBox(key: key),
                 statistics: statistics,
                 logger: Logger(label: "ryze.api"))
             let server = FastCGIServer(
-                configuration: .init(listen: listen, threads: threads, maxBodyBytes: app.configuration.maxBodyBytes, maxRequests: maxRequests > 0 ? maxRequests : nil,
+                configuration: .init(listen: listen, threads: threads, maxBodyBytes: app.configuration.largestBodyBytes, maxRequests: maxRequests > 0 ? maxRequests : nil,
                                      readTimeoutSeconds: readTimeout > 0 ? readTimeout : nil),
                 logger: logger,
                 statistics: statistics,

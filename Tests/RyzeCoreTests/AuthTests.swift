@@ -4,7 +4,7 @@ import Testing
 @Suite struct AuthTests {
     @Test func tokenSourceOrder() {
         func req(_ headers: [(String, String)], query: String = "") -> HTTPRequest {
-            HTTPRequest(method: "GET", path: "/", query: query, headers: HTTPHeaders(headers))
+            fastCGIRequest("GET", query.isEmpty ? "/" : "/?" + query, headers: HTTPHeaders(headers))
         }
         #expect(TokenSource.token(in: req([("token", "h"), ("authorization", "Bearer b")], query: "token=q")) == "h")
         #expect(TokenSource.token(in: req([("authorization", "Bearer b")], query: "token=q")) == "b")

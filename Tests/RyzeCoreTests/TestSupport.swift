@@ -41,22 +41,21 @@ struct TestApp {
     let clock = ManualClock()
     let accountToken = "account-token-0123456789"
 
-    init(limits: RateLimiter.Limits = .init(perToken: 10_000, createPerToken: 10_000, perAddress: 10_000), cors: Set<String> = []) throws {
+    init(limits: RateLimiter.Limits = .init(perToken: 10_000, createPerToken: 10_000, perAddress: 10_000), cors: Set<String> = [],
+         queue: (any EventQueue)? = nil, stream: (any EventStream)? = nil, baseURL: String = "") throws {
         store = try LogStore(directory: dir.path)
         let table = try SharedRateTable(path: dir.path + "/ratelimit.table", capacity: 1024)
         let key = try DeploymentKey.loadOrCreate(path: dir.path + "/secret.key", create: true)
         app = Application(store: store, limiter: RateLimiter(table: table, limits: limits, clock: clock.wallClock),
-                          configuration: .init(corsOrigins: cors), secrets: SecretBox(key: key))
+                          configuration: .init(corsOrigins: cors, baseURL: baseURL), secrets: SecretBox(key: key), queue: queue, stream: stream)
         let digest = TokenDigest(of: accountToken)
         try store.write { _ in (LogRecord.accountCreated(name: "acme", token: digest, instanceQuota: 3), ()) }
     }
 
     func call(_ method: String, _ uri: String, token: String? = nil, body: String? = nil, headers: [(String, String)] = []) -> HTTPResponse {
-        let (path, query) = splitURI(uri)
         var h = HTTPHeaders(headers)
         if let token { h["token"] = token }
-        return app.respond(to: HTTPRequest(method: method, path: path, query: query, headers: h, remoteAddress: "127.0.0.1",
-                                           body: Array((body ?? "").utf8)))
+        return app.respond(to: fastCGIRequest(method, uri, headers: h, body: body))
     }
 
     /// Creates an instance through the API and returns its token.
@@ -74,8 +73,15 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// `/a/b?x=1` -> ("/a/b", "x=1"): what the adapter does with REQUEST_URI.
-func splitURI(_ uri: String) -> (path: String, query: String) {
-    guard let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (uri, "") }
-    return (String(uri[..<q]), String(uri[uri.index(after: q)...]))
+/// A request built as production builds it: the FastCGI parameters nginx would send for this
+/// method, URI (with its query), headers and body, through the adapter's scan and the core's
+/// builder. Headers that are not declared are sent as nginx would, and dropped by the builder.
+func fastCGIRequest(_ method: String, _ uri: String, headers: HTTPHeaders = HTTPHeaders(), body: String? = nil,
+                    remoteAddress: String = "127.0.0.1") -> HTTPRequest {
+    var parameters = headers.fastCGIParameters
+    parameters["REQUEST_METHOD"] = method
+    parameters["REQUEST_URI"] = uri
+    parameters["REMOTE_ADDR"] = remoteAddress
+    if let body { parameters["CONTENT_LENGTH"] = String(body.utf8.count) }
+    return HTTPRequest(fastCGIParameters: parameters, body: Array((body ?? "").utf8))
 }

@@ -82,7 +82,21 @@ class Deployment:
         self.start_nginx()
         return self
 
+    def socket_in_use(self):
+        if not self.sock.exists():
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(0.2)
+                s.connect(str(self.sock))
+            return True
+        except OSError:
+            return False
+
     def start_workers(self):
+        # A worker that pgrep no longer lists may still hold the listening socket for a moment
+        # while it exits; spawn-fcgi refuses a socket something still accepts on.
+        self.wait_for(lambda: not self.socket_in_use(), "the old workers to let go of the socket")
         if self.supervisor == "multiwatch":
             self.multiwatch = subprocess.Popen(
                 ["spawn-fcgi", "-n", "-s", str(self.sock), "-M", "0666", "--",

@@ -2,8 +2,8 @@
 /// `Authorization: Bearer`, then the `token` query parameter. Empty values count as absent.
 public enum TokenSource {
     public static func token(in request: HTTPRequest) -> String? {
-        if let t = request.headers["token"]?.trimmedSpaces, !t.isEmpty { return t }
-        if let auth = request.headers["authorization"] {
+        if let t = request.headers[.token]?.trimmedSpaces, !t.isEmpty { return t }
+        if let auth = request.headers[.authorization] {
             let parts = auth.trimmedSpaces.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
             if parts.count == 2, parts[0].lowercased() == "bearer" {
                 let t = parts[1].trimmedSpaces

@@ -1,32 +1,66 @@
-/// One request as the core sees it: already taken apart by the adapter, no transport left in it.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One request as the core sees it: already taken apart, no transport left in it. Made only from
+/// the declared FastCGI parameters (`RequestParameter`), by `init(parameters:body:bodyTooLarge:)`
+/// in production and by `init(fastCGIParameters:body:bodyTooLarge:)` in tests and tools, which
+/// goes through the same scan and the same code.
 public struct HTTPRequest: Sendable {
     public var method: String
     /// The raw path as the client sent it (percent-encoding intact, no query).
     public var path: String
     /// The raw query string, without the leading `?`.
     public var query: String
-    public var headers: HTTPHeaders
+    /// The declared headers, and no others.
+    public var headers: RequestHeaders
     public var remoteAddress: String
     public var body: [UInt8]
     /// Set by the adapter when the declared body exceeded the cap; `body` is then empty.
     public var bodyTooLarge: Bool
 
-    public init(
-        method: String,
-        path: String,
-        query: String = "",
-        headers: HTTPHeaders = HTTPHeaders(),
-        remoteAddress: String = "",
-        body: [UInt8] = [],
-        bodyTooLarge: Bool = false
-    ) {
-        self.method = method
+    /// The request the parameters describe, with the body the adapter read. Copies everything it
+    /// keeps out of the parameters' strings, which die with libfcgi's request.
+    ///
+    /// - Path: REQUEST_URI up to its `?`; else DOCUMENT_URI; else `/`.
+    /// - Query: QUERY_STRING when sent (nginx's stock parameters, after rewrites), else what
+    ///   follows the `?` of REQUEST_URI, else empty.
+    /// - Method: REQUEST_METHOD, `GET` when absent.
+    public init(parameters p: RequestParameters, body: [UInt8] = [], bodyTooLarge: Bool = false) {
+        var path = "/"
+        var queryInURI: UnsafePointer<CChar>?
+        if let uri = p[.requestURI] {
+            queryInURI = strchr(uri, Int32(UInt8(ascii: "?"))).map { UnsafePointer($0) + 1 }
+            let count = queryInURI.map { $0 - 1 - uri } ?? strlen(uri)
+            path = String(decoding: UnsafeRawBufferPointer(start: uri, count: count), as: UTF8.self)
+        } else if let d = p[.documentURI] {
+            path = String(cString: d)
+        }
+        self.method = p[.requestMethod].map(HTTPRequest.method) ?? "GET"
         self.path = path
-        self.query = query
-        self.headers = headers
-        self.remoteAddress = remoteAddress
+        self.query = (p[.queryString] ?? queryInURI).map { String(cString: $0) } ?? ""
+        self.headers = RequestHeaders(p)
+        self.remoteAddress = p[.remoteAddress].map { String(cString: $0) } ?? ""
         self.body = body
         self.bodyTooLarge = bodyTooLarge
+    }
+
+    /// The same request from FastCGI parameters given as strings (names as nginx sends them),
+    /// laid out as libfcgi does and scanned as the adapter does. Undeclared names are ignored.
+    public init(fastCGIParameters: [String: String], body: [UInt8] = [], bodyTooLarge: Bool = false) {
+        self = RequestParameters.withEnvironment(fastCGIParameters) {
+            HTTPRequest(parameters: $0, body: body, bodyTooLarge: bodyTooLarge)
+        }
+    }
+
+    /// The API's methods come back as literals (no bytes copied); anything else as sent.
+    private static func method(_ value: UnsafePointer<CChar>) -> String {
+        for known in ["GET", "POST", "DELETE", "OPTIONS"] as [StaticString] {
+            if strcmp(value, UnsafeRawPointer(known.utf8Start).assumingMemoryBound(to: CChar.self)) == 0 {
+                return known.description
+            }
+        }
+        return String(cString: value)
     }
 
     /// First value of a query parameter, percent-decoded (`+` means space, as in forms).
@@ -37,49 +71,6 @@ public struct HTTPRequest: Sendable {
             return parts.count > 1 ? PercentDecoding.decode(parts[1], plusIsSpace: true) ?? "" : ""
         }
         return nil
-    }
-}
-
-/// The request headers the API reads. Names are stored lower-case; look them up lower-case
-/// (the lookup does not fold case, so the request path allocates nothing for it). The three the
-/// API reads on every request have slots of their own: no array is allocated for them.
-public struct HTTPHeaders: Sendable {
-    private var token: String?
-    private var authorization: String?
-    private var origin: String?
-    private var others: [(String, String)] = []
-
-    public init(_ pairs: [(String, String)] = []) {
-        for (k, v) in pairs { self[k.lowercased()] = v }
-    }
-
-    /// The adapter's way in: the three headers the API reads, nothing to look up.
-    public init(token: String?, authorization: String?, origin: String?) {
-        self.token = token
-        self.authorization = authorization
-        self.origin = origin
-    }
-
-    public subscript(name: String) -> String? {
-        get {
-            switch name {
-            case "token": return token
-            case "authorization": return authorization
-            case "origin": return origin
-            default: return others.first(where: { $0.0 == name })?.1
-            }
-        }
-        set {
-            let n = name.lowercased()
-            switch n {
-            case "token": token = newValue
-            case "authorization": authorization = newValue
-            case "origin": origin = newValue
-            default:
-                others.removeAll(where: { $0.0 == n })
-                if let v = newValue { others.append((n, v)) }
-            }
-        }
     }
 }
 

@@ -34,17 +34,18 @@ public struct HTTPResponse: Sendable {
         json(status, .object([("success", .bool(false)), ("error", .object([("message", .string(message))]))]))
     }
 
-    /// Every header but Content-Length, in the order the adapter writes them.
+    /// Every header but Content-Length, in the order the adapter writes them: read back from
+    /// `head`, so that it cannot disagree with what goes out.
     public var allHeaders: [(String, String)] {
-        var all: [(String, String)] = []
-        if let contentType { all.append(("Content-Type", contentType)) }
-        if let r = rateLimit {
-            if let retry = r.retryAfter { all.append(("Retry-After", String(retry))) }
-            all.append(("X-RateLimit-Limit", String(r.limit)))
-            all.append(("X-RateLimit-Remaining", String(r.remaining)))
-            all.append(("X-RateLimit-Reset", String(r.reset)))
-        }
-        return all + headers
+        String(decoding: head, as: UTF8.self)
+            .split(separator: "\r\n")   // one Character: CR LF is a single grapheme
+            .dropFirst()                  // Status
+            .compactMap { line in
+                guard let colon = line.firstIndex(of: ":") else { return nil }
+                let name = String(line[..<colon])
+                let value = String(line[line.index(colon, offsetBy: 2)...])
+                return name == "Content-Length" ? nil : (name, value)
+            }
     }
 
     public func header(_ name: String) -> String? {
@@ -81,6 +82,7 @@ public struct HTTPStatus: Equatable, Sendable, CustomStringConvertible {
 
     public static let ok = HTTPStatus(200, "OK")
     public static let created = HTTPStatus(201, "Created")
+    public static let accepted = HTTPStatus(202, "Accepted")
     public static let noContent = HTTPStatus(204, "No Content")
     public static let badRequest = HTTPStatus(400, "Bad Request")
     public static let unauthorized = HTTPStatus(401, "Unauthorized")

@@ -85,7 +85,7 @@ public final class Application: Sendable {
             access: .accountOrInstance, storeFailure: .init(message: "Failed to save websocket configuration")
         ) { app, request, context throws(APIError) in try app.saveWebSocket(request, context) })
         r.add("POST", "/api/instance/new", Endpoint(
-            access: .accountOnly, isCreate: true, storeFailure: .init(message: "Failed to create instance")
+            access: .accountOnly, bucket: .create, storeFailure: .init(message: "Failed to create instance")
         ) { app, request, context throws(APIError) in try app.createInstance(request, context) })
         r.add("GET", "/api/instance/list", Endpoint(
             access: .accountOrInstance, storeFailure: .init(message: "Failed to list instances")
@@ -101,6 +101,9 @@ public final class Application: Sendable {
         }
         r.add("GET", "/api/events/webhook/:instance", getWebhooks)
         r.add("GET", "/api/events/getWebhook/:instance", getWebhooks)
+        r.add("POST", "/api/events/publish/:instance", Endpoint(
+            access: .publisherOnly, bucket: .publish, storeFailure: .init(message: "Failed to queue event")
+        ) { app, request, context throws(APIError) in try app.publish(request, context) })
         r.add("DELETE", "/api/events/webhook/:instance", Endpoint(
             access: .accountOrInstance, storeFailure: .init(message: "Failed to delete webhook")
         ) { app, request, context throws(APIError) in try app.deleteWebhook(request, context) })

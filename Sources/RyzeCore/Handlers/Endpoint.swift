@@ -4,6 +4,26 @@ struct Endpoint: Sendable {
     enum Access: Sendable {
         case accountOrInstance
         case accountOnly
+        /// Publisher tokens only (SPEC §6.1); account and instance tokens get 401 `Invalid token`.
+        case publisherOnly
+
+        func admits(_ principal: State.Principal) -> Bool {
+            switch (self, principal) {
+            case (.accountOrInstance, .account), (.accountOrInstance, .instance), (.accountOnly, .account), (.publisherOnly, .publisher):
+                return true
+            default:
+                return false
+            }
+        }
+    }
+
+    /// SPEC §3: which bucket the route charges a valid token to.
+    enum Bucket: Sendable {
+        case general
+        /// Instance creation: a bucket of its own per account token.
+        case create
+        /// Publishing: a bucket of its own per publisher token.
+        case publish
     }
 
     /// The 500 of SPEC §4 for this endpoint. With `withCause`, `": <cause>"` follows, a short
@@ -18,8 +38,7 @@ struct Endpoint: Sendable {
     typealias Handler = @Sendable (Application, HTTPRequest, RequestContext) throws(APIError) -> HTTPResponse
 
     var access: Access
-    /// Instance creation has a bucket of its own (SPEC §3).
-    var isCreate = false
+    var bucket = Bucket.general
     var storeFailure: StoreFailure
     /// The request is passed on its own, borrowed: copying it into the context would retain and
     /// release every one of its strings once more per request.

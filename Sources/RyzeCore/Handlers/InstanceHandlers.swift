@@ -61,6 +61,8 @@ extension Application {
             switch context.principal {
             case .instance(let key):
                 return state.instances[key].map { [$0] } ?? []
+            case .publisher:
+                return []   // `Authorization` keeps publishers off this route
             case .account(let account):
                 let owned = state.accounts[account]?.instances ?? []
                 var names = owned

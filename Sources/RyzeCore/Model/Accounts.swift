@@ -29,3 +29,28 @@ public enum Accounts {
         store.read { $0.accounts.values.sorted { $0.name < $1.name } }
     }
 }
+
+/// The publisher rules (SPEC §6.1): like accounts, a name and a token stored as its digest.
+public enum Publishers {
+    /// Creates a publisher holding `token`; the name follows the account name rule.
+    public static func create(in store: some StateStore, name: String, token: String) throws {
+        let digest = TokenDigest(of: token)
+        try store.write { state throws(Accounts.Refusal) -> (LogRecord?, Void) in
+            if state.publishers[name] != nil { throw Accounts.Refusal(description: "publisher \(name) already exists") }
+            if state.tokenInUse(digest) { throw Accounts.Refusal(description: "that token is already in use") }
+            return (.publisherCreated(name: name, token: digest), ())
+        }
+    }
+
+    /// Its token stops working at once, in every worker.
+    public static func disable(in store: some StateStore, name: String) throws {
+        try store.write { state throws(Accounts.Refusal) -> (LogRecord?, Void) in
+            guard let p = state.publishers[name] else { throw Accounts.Refusal(description: "no publisher named \(name)") }
+            return (p.disabled ? nil : .publisherDisabled(name: name), ())
+        }
+    }
+
+    public static func list(in store: some StateStore) -> [State.Publisher] {
+        store.read { $0.publishers.values.sorted { $0.name < $1.name } }
+    }
+}

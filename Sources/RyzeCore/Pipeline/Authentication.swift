@@ -22,23 +22,18 @@ struct Authentication: Middleware {
 }
 
 /// Refuses what authentication found wanting: no token (401 with SPEC's message), an unknown
-/// token, or an instance token on an account-only endpoint (401 `Invalid token`).
+/// token, or a token of a kind the route does not admit (401 `Invalid token`): an instance
+/// token on an account-only route, a publisher token anywhere but publishing, an account or
+/// instance token on publishing.
 struct Authorization: Middleware {
     func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
         guard let endpoint = state.endpoint else { return next(&state) }
         if state.token == nil {
             return .error(.unauthorized, "Missing token in header, Authorization header, or query parameter")
         }
-        guard let principal = state.principal, !(endpoint.access == .accountOnly && principal.isInstance) else {
+        guard let principal = state.principal, endpoint.access.admits(principal) else {
             return .error(.unauthorized, "Invalid token")
         }
         return next(&state)
-    }
-}
-
-extension State.Principal {
-    var isInstance: Bool {
-        if case .instance = self { return true }
-        return false
     }
 }

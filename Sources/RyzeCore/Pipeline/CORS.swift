@@ -5,7 +5,7 @@ struct CORS: Middleware {
     let origins: Set<String>
 
     func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
-        guard !origins.isEmpty, let origin = request.headers["origin"], origins.contains(origin) else { return next(&state) }
+        guard !origins.isEmpty, let origin = request.headers[.origin], origins.contains(origin) else { return next(&state) }
         state.allowedOrigin = origin
         var response = next(&state)
         response.headers.append(("Access-Control-Allow-Origin", origin))

@@ -5,9 +5,10 @@ struct RateLimiting: Middleware {
 
     func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
         let bucket: RateLimiter.Bucket
-        switch (state.principal, state.digest) {
-        case (.account?, let d?) where state.endpoint?.isCreate == true: bucket = .create(d)
-        case (_?, let d?): bucket = .token(d)
+        switch (state.principal, state.digest, state.endpoint?.bucket) {
+        case (.account?, let d?, .create?): bucket = .create(d)
+        case (.publisher?, let d?, .publish?): bucket = .publish(d)
+        case (_?, let d?, _): bucket = .token(d)
         default: bucket = .address(request.remoteAddress)
         }
         let decision = limiter.consume(bucket)

@@ -4,11 +4,14 @@ public struct RateLimiter: Sendable {
         public var perToken: Int
         public var createPerToken: Int
         public var perAddress: Int
+        /// `POST /api/events/publish/:instance` per publisher token (SPEC §3: 60,000 a minute).
+        public var publishPerToken: Int
 
-        public init(perToken: Int = 100, createPerToken: Int = 20, perAddress: Int = 30) {
+        public init(perToken: Int = 100, createPerToken: Int = 20, perAddress: Int = 30, publishPerToken: Int = 60_000) {
             self.perToken = perToken
             self.createPerToken = createPerToken
             self.perAddress = perAddress
+            self.publishPerToken = publishPerToken
         }
     }
 
@@ -17,6 +20,8 @@ public struct RateLimiter: Sendable {
         case token(TokenDigest)
         /// A valid token creating an instance: a bucket of its own.
         case create(TokenDigest)
+        /// A publisher token publishing (SPEC §6.1).
+        case publish(TokenDigest)
         /// No token or an invalid one: the client address (`REMOTE_ADDR`), charged to its network.
         case address(String)
     }
@@ -28,6 +33,7 @@ public struct RateLimiter: Sendable {
     private let general: GCRA
     private let create: GCRA
     private let anonymous: GCRA
+    private let publish: GCRA
 
     public init(table: SharedRateTable, limits: Limits, prefixes: ClientNetwork.Prefixes = .init(), clock: WallClock = .system) {
         self.table = table
@@ -37,6 +43,7 @@ public struct RateLimiter: Sendable {
         general = GCRA(limit: limits.perToken)
         create = GCRA(limit: limits.createPerToken)
         anonymous = GCRA(limit: limits.perAddress)
+        publish = GCRA(limit: limits.publishPerToken)
     }
 
     public func consume(_ bucket: Bucket) -> GCRA.Decision {
@@ -44,6 +51,7 @@ public struct RateLimiter: Sendable {
         switch bucket {
         case .token(let d): return table.consume(key: table.key(digest: d, bucket: 1), rule: general, now: now)
         case .create(let d): return table.consume(key: table.key(digest: d, bucket: 2), rule: create, now: now)
+        case .publish(let d): return table.consume(key: table.key(digest: d, bucket: 3), rule: publish, now: now)
         case .address(let a):
             return table.consume(key: table.key(network: ClientNetwork(remoteAddress: a, prefixes: prefixes)), rule: anonymous, now: now)
         }

@@ -18,6 +18,8 @@ extension LogRecord: CustomStringConvertible {
                 + "events=[\(c.events.map(\.name).joined(separator: ","))] mediaBase64=\(c.mediaBase64) signingSecret=<encrypted> key=\(h.keyID)"
         case let .webhookDeleted(account, name, label): return "webhook.deleted account=\(account) name=\(name) label=\(label.name)"
         case .batch(let records): return "batch [" + records.map(\.description).joined(separator: "; ") + "]"
+        case let .publisherCreated(name, token): return "publisher.created name=\(name) token=\(token)"
+        case let .publisherDisabled(name): return "publisher.disabled name=\(name)"
         }
     }
 }

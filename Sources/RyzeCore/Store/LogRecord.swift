@@ -12,11 +12,14 @@ public enum LogRecord: LogEntry, Equatable {
     /// Several records in one frame, applied together or not at all (one checksum covers them).
     /// Never nested.
     case batch([LogRecord])
+    /// A producer's publisher token (SPEC §6.1), as its digest.
+    case publisherCreated(name: String, token: TokenDigest)
+    case publisherDisabled(name: String)
 
     // Type tags are part of the on-disk format (log_format.md): never renumber.
     enum Tag: UInt8 {
         case accountCreated = 1, accountDisabled = 2, instanceCreated = 3, instanceDeleted = 4, websocketSaved = 5
-        case webhookSaved = 6, webhookDeleted = 7, batch = 8
+        case webhookSaved = 6, webhookDeleted = 7, batch = 8, publisherCreated = 9, publisherDisabled = 10
     }
 
     public func encode() -> [UInt8] {
@@ -45,6 +48,10 @@ public enum LogRecord: LogEntry, Equatable {
                 w.u32(UInt32(payload.count))
                 w.bytes.append(contentsOf: payload)
             }
+        case let .publisherCreated(name, token):
+            w.u8(Tag.publisherCreated.rawValue); w.string(name); w.digest(token)
+        case let .publisherDisabled(name):
+            w.u8(Tag.publisherDisabled.rawValue); w.string(name)
         }
         return w.bytes
     }
@@ -91,6 +98,12 @@ public enum LogRecord: LogEntry, Equatable {
                 records.append(decoded)
             }
             record = .batch(records)
+        case .publisherCreated:
+            guard let name = r.string(), let token = r.digest() else { return nil }
+            record = .publisherCreated(name: name, token: token)
+        case .publisherDisabled:
+            guard let name = r.string() else { return nil }
+            record = .publisherDisabled(name: name)
         }
         return r.atEnd ? record : nil
     }

@@ -28,18 +28,34 @@ public struct State: Sendable {
     public enum Principal: Equatable, Sendable {
         case account(String)
         case instance(InstanceKey)
+        /// A producer of events (SPEC §6.1): good for publishing only.
+        case publisher(String)
+    }
+
+    /// A publisher token's holder: the service that runs the instances' sessions.
+    public struct Publisher: Sendable, Equatable {
+        public var name: String
+        public var token: TokenDigest
+        public var disabled: Bool
     }
 
     public private(set) var accounts: [String: Account] = [:]
     public private(set) var instances: [InstanceKey: Instance] = [:]
+    public private(set) var publishers: [String: Publisher] = [:]
     private var tokens: [TokenDigest: Principal] = [:]
+    /// The accounts holding an instance of each name: publishers name instances without their
+    /// account (SPEC §6.1), and names are unique only within an account.
+    private var owners: [String: [String]] = [:]
     /// Records applied since the log began (or since its last compaction).
     public private(set) var recordCount = 0
     private var disabledAccounts = 0
     private var webhookCount = 0
 
     /// How many records `liveRecords` holds: what a compaction would leave.
-    public var liveRecordCount: Int { accounts.count + disabledAccounts + instances.count + webhookCount }
+    public var liveRecordCount: Int {
+        accounts.count + disabledAccounts + instances.count + webhookCount + publishers.count + disabledPublishers
+    }
+    private var disabledPublishers = 0
 
     /// The deployment keys that live webhook secrets are sealed under (normally one, or none).
     public var sealedKeyIDs: Set<DeploymentKey.ID> {
@@ -58,8 +74,13 @@ public struct State: Sendable {
             return accounts[name]?.disabled == false ? p : nil
         case .instance(let key):
             return accounts[key.account]?.disabled == false ? p : nil
+        case .publisher(let name):
+            return publishers[name]?.disabled == false ? p : nil
         }
     }
+
+    /// The accounts that hold an instance called `name`, in no particular order.
+    public func owners(ofInstanceNamed name: String) -> [String] { owners[name] ?? [] }
 
     /// True when any account or instance, live or disabled, holds this token.
     public func tokenInUse(_ token: TokenDigest) -> Bool { tokens[token] != nil }
@@ -71,6 +92,10 @@ public struct State: Sendable {
     /// Records that would rebuild this state from nothing: what compaction writes.
     public var liveRecords: [LogRecord] {
         var out: [LogRecord] = []
+        for p in publishers.values.sorted(by: { $0.name < $1.name }) {
+            out.append(.publisherCreated(name: p.name, token: p.token))
+            if p.disabled { out.append(.publisherDisabled(name: p.name)) }
+        }
         for a in accounts.values.sorted(by: { $0.name < $1.name }) {
             out.append(.accountCreated(name: a.name, token: a.token, instanceQuota: a.instanceQuota))
             if a.disabled { out.append(.accountDisabled(name: a.name)) }
@@ -109,11 +134,16 @@ public struct State: Sendable {
             instances[key] = Instance(account: account, name: name, token: token, websocket: websocket)
             addInstance(name, to: account)
             tokens[token] = .instance(key)
+            owners[name, default: []].append(account)
         case let .instanceDeleted(account, name):
             let key = InstanceKey(account: account, name: name)
             guard let i = instances.removeValue(forKey: key) else { return }
             tokens[i.token] = nil
             webhookCount -= i.webhooks.count
+            if var o = owners.removeValue(forKey: name) {
+                o.removeAll { $0 == account }
+                if !o.isEmpty { owners[name] = o }
+            }
             if var a = accounts.removeValue(forKey: account) {
                 a.instances.remove(name)
                 accounts[account] = a
@@ -137,6 +167,15 @@ public struct State: Sendable {
             instances[key] = i
         case .batch(let records):
             for r in records { applyChange(r) }
+        case let .publisherCreated(name, token):
+            guard publishers[name] == nil, tokens[token] == nil else { return }
+            publishers[name] = Publisher(name: name, token: token, disabled: false)
+            tokens[token] = .publisher(name)
+        case let .publisherDisabled(name):
+            guard var p = publishers[name], !p.disabled else { return }
+            p.disabled = true
+            publishers[name] = p
+            disabledPublishers += 1
         }
     }
 
