@@ -133,17 +133,17 @@ public struct TargetResolver: Sendable {
         self.lookup = lookup
     }
 
-    /// The address to connect to for `host` (a name, a dotted quad, or an IPv6 literal without
-    /// brackets). A host with any refused address is refused as a whole: a name that also
-    /// points inside is not one to send to, whichever address a client would pick. The first
-    /// address in getaddrinfo's order (RFC 6724) is the one pinned.
-    public func resolve(_ host: String) -> Result<IPAddress, Failure> {
+    /// The addresses to connect to for `host` (a name, a dotted quad, or an IPv6 literal
+    /// without brackets), in getaddrinfo's order (RFC 6724). A host with any refused address is
+    /// refused as a whole: a name that also points inside is not one to send to, whichever of
+    /// its addresses a client would end up on.
+    public func resolve(_ host: String) -> Result<[IPAddress], Failure> {
         switch lookup(host) {
         case .failure(let f): return .failure(f)
         case .success(let addresses):
-            guard let first = addresses.first else { return .failure(.unresolved("no address for \(host)")) }
+            guard !addresses.isEmpty else { return .failure(.unresolved("no address for \(host)")) }
             if !allowPrivate && !addresses.allSatisfy(AddressPolicy.isAllowed) { return .failure(.notAllowed) }
-            return .success(first)
+            return .success(addresses)
         }
     }
 

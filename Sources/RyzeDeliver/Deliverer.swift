@@ -328,7 +328,7 @@ public final class Deliverer: @unchecked Sendable {
             return AttemptResult(outcome: outcome, status: status, error: error, milliseconds: elapsed(), requestMade: requestMade)
         }
 
-        let address: IPAddress
+        let addresses: [IPAddress]
         switch resolver.resolve(job.target.endpoint.host) {
         case .failure(.notAllowed):
             return (AttemptResult(outcome: .refused(error: QueueStore.targetNotAllowed), status: nil, error: QueueStore.targetNotAllowed,
@@ -336,7 +336,7 @@ public final class Deliverer: @unchecked Sendable {
         case .failure(let f):
             return (failed(f.description, status: nil, retryAfter: nil, requestMade: true), attempt)
         case .success(let a):
-            address = a
+            addresses = a
         }
 
         let body = job.target.mediaBase64 ? d.event.envelope : stripMedia(d.event.envelope)
@@ -344,7 +344,8 @@ public final class Deliverer: @unchecked Sendable {
         let request: HTTPClient.Request
         do {
             request = try SignedRequest.make(event: d.event, label: d.label, target: job.target, body: body, timestamp: timestamp,
-                                             secrets: secrets, timeout: configuration.timeout, pinnedAddress: address.description)
+                                             secrets: secrets, timeout: configuration.timeout,
+                                             pinnedAddress: addresses.map(\.description).joined(separator: ","))
         } catch {
             return (failed(error.description, status: nil, retryAfter: nil, requestMade: false), attempt)
         }

@@ -93,6 +93,10 @@ import Testing
         let moved = try client.perform(.init(method: "POST", url: "http://hooks.ryze-test.invalid:\(other.port)/in", body: [1],
                                              pinnedAddress: "127.0.0.1")).get()
         #expect(moved.status == 202)
+        // Several pinned addresses are tried in turn: nothing listens on ::1 here.
+        let both = try client.perform(.init(method: "POST", url: "http://hooks.ryze-test.invalid:\(other.port)/in", body: [1],
+                                            pinnedAddress: "::1,127.0.0.1")).get()
+        #expect(both.status == 202)
     }
 
     @Test func responseBodiesAreCappedButReadToTheEnd() throws {
