@@ -25,7 +25,8 @@ fi
 # The e2e tests verify every webhook delivery's signature with the Standard Webhooks library.
 if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
     echo "installing standardwebhooks"
-    python3 -m pip install -q standardwebhooks
+    # A Debian system Python refuses pip installs outside a venv (PEP 668) unless told.
+    python3 -m pip install -q standardwebhooks || python3 -m pip install -q --break-system-packages standardwebhooks
 fi
 
 command -v swift >/dev/null 2>&1 || { echo "swift is not on PATH: install the Swift 6 toolchain first" >&2; exit 1; }
