@@ -359,3 +359,16 @@ def test_private_targets_are_refused_without_the_flag(deployment, acct, receiver
     # With the flag, a retried dead letter goes through.
     deployment.cli("webhook", "dead", "retry", "--all")
     receiver.wait_for(lambda: receiver.hits("/dl7") and receiver.hits("/dl7b"), "the retried deliveries")
+
+
+def test_the_deliverer_unit_verifies(tmp_path):
+    import shutil
+    from harness import ROOT
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze not installed")
+    unit = (ROOT / "deploy" / "ryze-events-deliver.service").read_text().replace("/usr/local/bin/ryze-events", BIN)
+    path = tmp_path / "ryze-events-deliver.service"
+    path.write_text(unit)
+    r = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "ryze-events" not in r.stderr, r.stderr
