@@ -99,6 +99,21 @@ import Testing
         #expect(both.status == 202)
     }
 
+    /// The same name and port pinned to another address goes there: libcurl's entry for the
+    /// name is replaced, never an older address kept from a previous request of the handle.
+    @Test func aNewPinReplacesTheOldOneForTheSameNameAndPort() throws {
+        let first = try TestServer(address: "127.0.0.1") { _ in .init(status: 201) }
+        defer { first.close() }
+        let second = try TestServer(address: "127.0.0.2", port: first.port) { _ in .init(status: 202) }
+        defer { second.close() }
+        let client = HTTPClient()
+        let url = "http://hooks.ryze-test.invalid:\(first.port)/in"
+        for (pin, status) in [("127.0.0.1", 201), ("127.0.0.2", 202), ("127.0.0.1", 201)] {
+            let response = try client.perform(.init(method: "POST", url: url, body: [1], pinnedAddress: pin)).get()
+            #expect(response.status == status, "pinned to \(pin)")
+        }
+    }
+
     @Test func responseBodiesAreCappedButReadToTheEnd() throws {
         let server = try TestServer { _ in .init(status: 500, body: [UInt8](repeating: 65, count: 10_000)) }
         defer { server.close() }

@@ -31,15 +31,16 @@ final class TestServer: @unchecked Sendable {
     private var received: [Request] = []
     private let handler: @Sendable (Request) -> Reply
 
-    init(_ handler: @escaping @Sendable (Request) -> Reply) throws {
+    /// Listens on `address` (any of 127/8 on Linux) and `port` (0: a free one).
+    init(address: String = "127.0.0.1", port wanted: Int = 0, _ handler: @escaping @Sendable (Request) -> Reply) throws {
         self.handler = handler
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr(address)
+        addr.sin_port = UInt16(wanted).bigEndian
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard bound == 0, listen(fd, 64) == 0 else { throw POSIXError(.EADDRINUSE) }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
