@@ -25,12 +25,21 @@ struct WebhookCommand: ParsableCommand {
 
         @OptionGroup var data: DataDirectory
 
-        @Option(help: "Only the dead letters of instances of this name.")
+        @Option(help: "Only the dead letters of instances of this name (in any account), or of ACCOUNT.NAME.")
         var instance: String?
 
         func run() throws {
-            let letters: [QueueStore.DeadLetter]
-            do { letters = try openQueue(data).deadLetters(instance: instance) } catch { fail("\(error)") }
+            var letters: [QueueStore.DeadLetter]
+            do { letters = try openQueue(data).deadLetters() } catch { fail("\(error)") }
+            if let instance {
+                // `account.name` as the publish path takes it (`.` is in neither name's alphabet).
+                if let dot = instance.firstIndex(of: ".") {
+                    let account = String(instance[..<dot]), name = String(instance[instance.index(after: dot)...])
+                    letters = letters.filter { $0.account == account && $0.instance == name }
+                } else {
+                    letters = letters.filter { $0.instance == instance }
+                }
+            }
             print("ID\tEVENT ID\tACCOUNT\tINSTANCE\tLABEL\tEVENT\tATTEMPTS\tDEAD SINCE\tLAST ERROR")
             for d in letters {
                 print("\(d.id)\t\(d.eventID)\t\(d.account)\t\(d.instance)\t\(d.label.name)\t\(d.event.name)\t\(d.attempts)\t\(utc(d.deadSince))\t\(d.lastError)")

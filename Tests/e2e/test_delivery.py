@@ -221,6 +221,8 @@ def test_dead_letters_are_listed_retried_and_purged(deployment, acct, receiver, 
     assert len(receiver.hits("/dl3")) == 8, "four attempts each"
     assert not receiver.hits("/dl3r-elsewhere"), "redirects are not followed"
     [redirected] = dead_list(deployment, "--instance", "dl3r")
+    assert dead_list(deployment, "--instance", f"{redirected['ACCOUNT']}.dl3r") == [redirected]
+    assert dead_list(deployment, "--instance", "nobody.dl3r") == []
     assert (redirected["ATTEMPTS"], redirected["LAST ERROR"]) == ("4", "HTTP 302 (redirects are not followed)")
 
     dead = {row["EVENT ID"]: row for row in dead_list(deployment, "--instance", "dl3")}
