@@ -363,6 +363,39 @@ def test_private_targets_are_refused_without_the_flag(deployment, acct, receiver
     receiver.wait_for(lambda: receiver.hits("/dl7") and receiver.hits("/dl7b"), "the retried deliveries")
 
 
+def test_status_page_counts_the_queue(fresh, receiver):
+    from conftest import FAST
+    d = fresh(workers=1, threads=2, args=FAST + ["--status-path", "/status"])
+    t = d.account("status")
+    pub = d.cli("publisher", "create", "--name", "status").stdout.strip()
+    dl = Deliverer(d, "--allow-private-targets", "--retry-schedule", "1s", "--webhook-timeout", "2")   # two attempts
+    zero = {"queued": 0, "inFlight": 0, "delivered": 0, "retrying": 0, "dead": 0, "dropped": 0}
+    assert d.request("GET", "/status").json["delivery"] == zero
+    for name, path in (("st1", "/st-ok"), ("st2", "/st-later"), ("st3", "/st-dead"), ("st4", "/st-drop")):
+        d.create_instance(t, name)
+        save_hook(d, t, name, receiver.url(path))
+    receiver.script("/st-later", (503, {"Retry-After": "3600"}, 0))
+    receiver.script("/st-dead", 500, 500)
+    for name in ("st1", "st2", "st3", "st4"):
+        publish(d, pub, name)
+    assert d.request("GET", "/status").json["delivery"] == {**zero, "queued": 4}
+    assert d.request("DELETE", "/api/instance/delete/st4", token=t).status == 200
+    dl.start()
+    try:
+        receiver.wait_for(lambda: d.request("GET", "/status").json["delivery"]
+                          == {**zero, "delivered": 1, "retrying": 1, "dead": 1, "dropped": 1}, "the counts to settle")
+        assert not receiver.hits("/st-drop")
+    finally:
+        dl.stop()
+    text = d.request("GET", "/status?format=prometheus").body.decode()
+    pid = d.worker_pids()[0]
+    for line in (f'ryze_events_delivery_queued{{pid="{pid}"}} 0', f'ryze_events_delivery_in_flight{{pid="{pid}"}} 0',
+                 f'ryze_events_delivery_delivered_total{{pid="{pid}"}} 1', f'ryze_events_delivery_retrying{{pid="{pid}"}} 1',
+                 f'ryze_events_delivery_dead{{pid="{pid}"}} 1', f'ryze_events_delivery_dropped_total{{pid="{pid}"}} 1',
+                 "# TYPE ryze_events_delivery_delivered_total counter", "# TYPE ryze_events_delivery_retrying gauge"):
+        assert line in text, line
+
+
 def test_the_deliverer_unit_verifies(tmp_path):
     import shutil
     from harness import ROOT
