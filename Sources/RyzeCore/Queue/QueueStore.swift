@@ -25,7 +25,7 @@ public final class QueueStore: EventQueue {
 
     public func refresh() throws(StoreError) { try log.refresh() }
 
-    public func read<T, E: Error>(_ body: (DeliveryQueue) throws(E) -> T) throws(E) -> T { try log.read(body) }
+    public func read<T, E: Error>(_ body: (DeliveryQueue) throws(E) -> T) throws(E) -> T { try log.withState(body) }
 
     // MARK: queueing (workers)
 
