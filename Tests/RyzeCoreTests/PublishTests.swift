@@ -114,6 +114,7 @@ final class RecordingStream: EventStream, @unchecked Sendable {
         stream.accepting = false
         let s = t.call("POST", "/api/events/publish/shop", token: publisher, body: #"{"event":"call.update","data":{}}"#)
         #expect(s.status == .accepted && s.json?["event"]?["websocket"] == .bool(false) && s.json?["event"]?["webhooks"] == .number(1))
+        #expect(t.app.streamFailures.load(ordering: .relaxed) == 1)
     }
 
     @Test func mediaStrippingOnRawBytes() {

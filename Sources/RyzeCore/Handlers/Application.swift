@@ -1,3 +1,4 @@
+import Atomics
 import Logging
 
 /// The whole API as one function from request to response: the route table and the pipeline of
@@ -42,6 +43,8 @@ public final class Application: Sendable {
     /// `"websocket": false`).
     let queue: (any EventQueue)?
     let stream: (any EventStream)?
+    /// Events the fan-out did not take, in this process (SPEC §6.1: logged and counted).
+    let streamFailures = UnsafeAtomic<Int>.create(0)
     let logger: Logger
     let router: Router<Endpoint>
     let workerStatistics: WorkerStatistics?
@@ -112,6 +115,8 @@ public final class Application: Sendable {
         ) { app, request, context throws(APIError) in try app.openStream(request, context) })
         return r
     }
+
+    deinit { streamFailures.destroy() }
 
     public func respond(to request: HTTPRequest) -> HTTPResponse {
         var state = RequestState(match: router.match(method: request.method, path: request.path))

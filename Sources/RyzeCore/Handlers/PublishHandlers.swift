@@ -33,6 +33,7 @@ extension Application {
             let frame = ws.mediaBase64 ? envelope : EventEnvelope.strippingMedia(envelope)
             streamed = stream?.publish(channel: StreamChannel.id(of: instance), envelope: frame) ?? false
             if !streamed {
+                streamFailures.wrappingIncrement(ordering: .relaxed)
                 logger.warning("the WebSocket fan-out did not take an event", metadata: ["instance": "\(instance.account)/\(instance.name)", "event_id": "\(id)"])
             }
         }

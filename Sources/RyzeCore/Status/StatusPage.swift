@@ -47,6 +47,8 @@ extension Application {
                   "Requests without a valid token refused because the table was full for their network.", value: Double(table.saturated)),
             .init(json: ["rateLimit", "replaced"], prometheus: "ratelimit_replaced_total", .counter,
                   "Rate-limit slots taken over from a live bucket because a key's window was full.", value: Double(table.replaced)),
+            .init(json: ["stream", "failures"], prometheus: "stream_failures_total", .counter,
+                  "Published events the WebSocket fan-out did not take, in this worker.", value: Double(streamFailures.load(ordering: .relaxed))),
             .init(json: ["delivery", "queued"], prometheus: "delivery_queued", .gauge, "Webhook deliveries waiting for their first attempt.",
                   value: Double(delivery.queued)),
             .init(json: ["delivery", "inFlight"], prometheus: "delivery_in_flight", .gauge, "Webhook delivery attempts being made now.",
