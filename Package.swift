@@ -39,7 +39,18 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            exclude: ["Store/log_format.md"]
+            exclude: ["Store/log_format.md", "Queue/queue_format.md"]
+        ),
+        // The webhook deliverer: follows the delivery queue and the configuration, POSTs with
+        // libcurl. RyzeCore knows nothing of HTTP clients; this target joins the two.
+        .target(
+            name: "RyzeDeliver",
+            dependencies: [
+                "RyzeCore",
+                "RyzeHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
         ),
         // The thin FastCGI adapter: libfcgi requests in, RyzeCore responses out.
         .target(
@@ -56,6 +67,7 @@ let package = Package(
             dependencies: [
                 "RyzeCore",
                 "RyzeFastCGI",
+                "RyzeDeliver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -70,6 +82,15 @@ let package = Package(
             dependencies: ["RyzeCore"],
             // Log files kept byte for byte: read by the tests through #filePath, not bundled.
             exclude: ["Golden"]
+        ),
+        // The libcurl client against a local test server (a thread of the test process).
+        .testTarget(
+            name: "RyzeHTTPTests",
+            dependencies: ["RyzeHTTP"]
+        ),
+        .testTarget(
+            name: "RyzeDeliverTests",
+            dependencies: ["RyzeDeliver", "RyzeCore", "RyzeHTTP"]
         ),
         // The adapter driven in-process over a socketpair with hand-built FastCGI records.
         .testTarget(

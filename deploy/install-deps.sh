@@ -17,6 +17,13 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The e2e tests verify every webhook delivery's signature with the Standard Webhooks library.
+if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
+    echo "installing standardwebhooks"
+    # A Debian system Python refuses pip installs outside a venv (PEP 668) unless told.
+    python3 -m pip install -q standardwebhooks || python3 -m pip install -q --break-system-packages standardwebhooks
+fi
+
 if ! python3 -c 'import pytest' 2>/dev/null; then
     echo "installing pytest"
     python3 -m pip install -q pytest || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pytest >/dev/null; }

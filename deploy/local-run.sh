@@ -21,6 +21,7 @@ RUN_DIR=${RYZE_RUN_DIR:-/tmp/ryze-events-local}
 SOCKET=$RUN_DIR/ryze-events.sock
 
 stop() {
+    stop_deliverer
     if [ -f "$RUN_DIR/nginx.pid" ]; then
         nginx -c "$RUN_DIR/nginx.conf" -p "$RUN_DIR" -s quit 2>/dev/null || true
     fi
@@ -32,6 +33,35 @@ stop() {
     rm -f "$SOCKET"
 }
 
+# --- The webhook deliverer (`ryze-events deliver`): one per data directory, kept alive by a small
+# supervision loop (multiwatch does this for the workers), which `stop` ends. DELIVER_ARGS is
+# appended to its command line, e.g. DELIVER_ARGS=--allow-private-targets to deliver to receivers
+# on this machine (refused by default). Log: $RUN_DIR/deliver.log.
+start_deliverer() {
+    (
+        child=""
+        trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; wait 2>/dev/null; exit 0' TERM INT
+        while :; do
+            # shellcheck disable=SC2086  # DELIVER_ARGS is a list of flags
+            "$BIN" deliver --data-dir "$DATA_DIR" --log-file "$RUN_DIR/deliver.log" ${DELIVER_ARGS:-} </dev/null 2>>"$RUN_DIR/deliver.log" &
+            child=$!
+            wait "$child" || true
+            sleep 1   # then start it again, whatever ended it (the queue on disk is its only state)
+        done
+    ) >/dev/null 2>&1 &
+    echo $! >"$RUN_DIR/deliver-supervisor.pid"
+}
+
+stop_deliverer() {
+    [ -f "$RUN_DIR/deliver-supervisor.pid" ] || return 0
+    local pid
+    pid=$(cat "$RUN_DIR/deliver-supervisor.pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    # Attempts in flight finish within the deliverer's --webhook-timeout (15 s by default).
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$RUN_DIR/deliver-supervisor.pid"
+}
+
 case "${1:-start}" in
 stop)
     stop
@@ -41,6 +71,7 @@ stop)
 status)
     pgrep -a -f "ryze-events serve --data-dir $DATA_DIR" || echo "no workers"
     [ -f "$RUN_DIR/nginx.pid" ] && echo "nginx pid $(cat "$RUN_DIR/nginx.pid")" || echo "no nginx"
+    pgrep -a -f "ryze-events deliver --data-dir $DATA_DIR" || echo "no deliverer"
     exit 0
     ;;
 start) ;;
@@ -71,6 +102,7 @@ for _ in $(seq 50); do
     curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break
     sleep 0.1
 done
+start_deliverer
 
 name=local
 if "$BIN" account list --data-dir "$DATA_DIR" | cut -f1 | grep -qx local; then name="local-$(date +%s)"; fi
@@ -89,4 +121,5 @@ try:
 
 logs: $RUN_DIR/ryze-events.log and $RUN_DIR/nginx-error.log
 stop: deploy/local-run.sh stop
+webhooks: delivered by \`ryze-events deliver\` (log $RUN_DIR/deliver.log; DELIVER_ARGS=--allow-private-targets for receivers on this machine)
 MSG

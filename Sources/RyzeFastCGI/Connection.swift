@@ -30,8 +30,10 @@ extension FastCGIServer {
         guard FCGX_Accept_r(&request) >= 0 else { return false }
         statistics.requestStarted(thread: thread)
         serve(&request)
-        finish(&request)
+        // Counted once its answer is complete and before it is sent, so that a client that reads
+        // the status page after getting its own answer finds that answer counted.
         statistics.requestFinished(thread: thread)
+        finish(&request)
         return true
     }
 

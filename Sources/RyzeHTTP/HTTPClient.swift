@@ -22,7 +22,9 @@ public final class HTTPClient {
         /// Connect to this unix socket instead of the URL's host (nginx's internal publisher).
         public var unixSocket: String?
         /// Connect to this address for the URL's host and port (resolved and checked by the
-        /// caller), so that what was checked is what is connected to.
+        /// caller), so that what was checked is what is connected to. Several, comma-separated,
+        /// are tried in turn as libcurl tries a name's addresses (an IPv4-only receiver behind a
+        /// name that also has an IPv6 address is still reached).
         public var pinnedAddress: String?
 
         public init(method: String, url: String, headers: [(String, String)] = [], body: [UInt8] = [],
@@ -112,7 +114,8 @@ public final class HTTPClient {
         defer { curl_slist_free_all(resolve) }
         if let address = request.pinnedAddress {
             guard let (host, port) = HTTPClient.hostAndPort(request.url) else { return .failure(.transport("cannot read the URL's host")) }
-            resolve = curl_slist_append(nil, address.contains(":") ? "\(host):\(port):[\(address)]" : "\(host):\(port):\(address)")
+            let addresses = address.split(separator: ",").map { $0.contains(":") ? "[\($0)]" : String($0) }.joined(separator: ",")
+            resolve = curl_slist_append(nil, "\(host):\(port):\(addresses)")
             _ = ryze_curl_setopt_pointer(handle, CURLOPT_RESOLVE, resolve)
         }
         return run(request, sink: sink, headerList: &headerList)

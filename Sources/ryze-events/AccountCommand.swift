@@ -17,26 +17,15 @@ struct AccountCommand: ParsableCommand {
 
         @OptionGroup var data: DataDirectory
 
-        @Option(help: "Account name: 1 to 100 of A-Z a-z 0-9 _ -.")
-        var name: String
+        @OptionGroup var holder: TokenHolderOptions
 
         @Option(name: .customLong("instance-quota"), help: "Most instances this account may hold; 0 means no limit.")
         var instanceQuota: UInt32 = 100
 
-        @Option(help: "Use this token (16 to 256 printable ASCII characters, no spaces) instead of a generated one.")
-        var token: String?
-
-        func validate() throws {
-            guard Names.isValidName(name) else { throw ValidationError("--name must match ^[A-Za-z0-9_-]{1,100}$") }
-            if let token, !Names.isValidChosenToken(token) {
-                throw ValidationError("--token must be 16 to 256 printable ASCII characters without spaces")
-            }
-        }
-
         func run() throws {
-            let token = self.token ?? TokenGenerator.make()
+            let token = holder.tokenToIssue
             do {
-                try Accounts.create(in: openStore(data), name: name, token: token, instanceQuota: instanceQuota)
+                try Accounts.create(in: openStore(data), name: holder.name, token: token, instanceQuota: instanceQuota)
             } catch {
                 fail("\(error)")
             }

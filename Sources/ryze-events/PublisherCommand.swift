@@ -16,23 +16,12 @@ struct PublisherCommand: ParsableCommand {
 
         @OptionGroup var data: DataDirectory
 
-        @Option(help: "Publisher name: 1 to 100 of A-Z a-z 0-9 _ -.")
-        var name: String
-
-        @Option(help: "Use this token (16 to 256 printable ASCII characters, no spaces) instead of a generated one.")
-        var token: String?
-
-        func validate() throws {
-            guard Names.isValidName(name) else { throw ValidationError("--name must match ^[A-Za-z0-9_-]{1,100}$") }
-            if let token, !Names.isValidChosenToken(token) {
-                throw ValidationError("--token must be 16 to 256 printable ASCII characters without spaces")
-            }
-        }
+        @OptionGroup var holder: TokenHolderOptions
 
         func run() throws {
-            let token = self.token ?? TokenGenerator.make()
+            let token = holder.tokenToIssue
             do {
-                try Publishers.create(in: openStore(data), name: name, token: token)
+                try Publishers.create(in: openStore(data), name: holder.name, token: token)
             } catch {
                 fail("\(error)")
             }

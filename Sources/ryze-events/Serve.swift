@@ -104,6 +104,7 @@ struct Serve: ParsableCommand {
                 limiter: RateLimiter(table: table, limits: limits, prefixes: .init(ipv4: anonIPv4Prefix, ipv6: anonIPv6Prefix)),
                 configuration: .init(corsOrigins: Set(corsOrigins), statusPath: statusPath, baseURL: baseURL, maxPublishBodyBytes: maxPublishBody),
                 secrets: SecretBox(key: key),
+                queue: try QueueStore(directory: data.path, logger: Logger(label: "ryze.queue")),
                 statistics: statistics,
                 logger: Logger(label: "ryze.api"))
             let server = FastCGIServer(

@@ -155,7 +155,7 @@ class Deployment:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     @staticmethod
-    def wait_for(cond, what, timeout=15):
+    def wait_for(cond, what, timeout=30):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if cond():

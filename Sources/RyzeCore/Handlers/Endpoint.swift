@@ -1,6 +1,8 @@
 /// A route's value: who may call it, which bucket it is charged to, what it answers when the
-/// store fails, and the handler.
-struct Endpoint: Sendable {
+/// store fails, and the handler. A class: the steps of the pipeline look at it several times per
+/// request, and handing a reference around costs one retain where the struct cost one for each
+/// of its closure and strings.
+final class Endpoint: Sendable {
     enum Access: Sendable {
         case accountOrInstance
         case accountOnly
@@ -37,12 +39,19 @@ struct Endpoint: Sendable {
 
     typealias Handler = @Sendable (Application, HTTPRequest, RequestContext) throws(APIError) -> HTTPResponse
 
-    var access: Access
-    var bucket = Bucket.general
-    var storeFailure: StoreFailure
+    let access: Access
+    let bucket: Bucket
+    let storeFailure: StoreFailure
     /// The request is passed on its own, borrowed: copying it into the context would retain and
     /// release every one of its strings once more per request.
-    var handle: Handler
+    let handle: Handler
+
+    init(access: Access, bucket: Bucket = .general, storeFailure: StoreFailure, handle: @escaping Handler) {
+        self.access = access
+        self.bucket = bucket
+        self.storeFailure = storeFailure
+        self.handle = handle
+    }
 }
 
 /// What a handler knows beyond the request: who calls, and the path's captures.

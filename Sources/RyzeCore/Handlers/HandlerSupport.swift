@@ -2,14 +2,23 @@ extension Application {
     /// SPEC §2's scope rules for a `:instance` path segment: an instance token may only name its
     /// own instance (403 otherwise, existing or not); an account token sees only what it owns (404).
     func resolveInstance(_ context: RequestContext, in state: State) throws(APIError) -> State.Instance {
+        try resolveInstance(context) { state.instances[$0] }
+    }
+
+    /// The same against the current state, read in place (see `StateStore.instance`).
+    func resolveInstance(_ context: RequestContext) throws(APIError) -> State.Instance {
+        try resolveInstance(context) { store.instance($0) }
+    }
+
+    private func resolveInstance(_ context: RequestContext, lookup: (State.InstanceKey) -> State.Instance?) throws(APIError) -> State.Instance {
         let name = context.parameters["instance"] ?? ""
         switch context.principal {
         case .instance(let key):
             guard key.name == name else { throw .refused(.forbidden, "Instance token does not match the requested instance") }
-            guard let instance = state.instances[key] else { throw .instanceNotFound }
+            guard let instance = lookup(key) else { throw .instanceNotFound }
             return instance
         case .account(let account):
-            guard Names.isValidName(name), let instance = state.instance(account: account, name: name) else { throw .instanceNotFound }
+            guard Names.isValidName(name), let instance = lookup(State.InstanceKey(account: account, name: name)) else { throw .instanceNotFound }
             return instance
         case .publisher:
             throw .invalidToken   // `Authorization` keeps publishers off these routes; kept for safety

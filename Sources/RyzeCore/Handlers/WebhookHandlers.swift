@@ -1,7 +1,7 @@
 extension Application {
     /// POST /api/events/webhook/:instance — replaces one label's configuration, never merges.
     func saveWebhook(_ request: HTTPRequest, _ context: RequestContext) throws(APIError) -> HTTPResponse {
-        let target = try store.read { state throws(APIError) in try resolveInstance(context, in: state) }
+        let target = try resolveInstance(context)
         guard let update = WebhookConfig.parse(body: try jsonBody(request)) else { throw .invalidBody }
         let sealer = try webhookSealer(account: target.account, instance: target.name, label: update.config.label)
         // Made before the write lock is taken: the decision below may not spend time on crypto.
@@ -28,7 +28,7 @@ extension Application {
     /// GET /api/events/getWebhook/:instance and its alias GET /api/events/webhook/:instance:
     /// every label, or one with `?label=` (empty: `default`).
     func getWebhooks(_ request: HTTPRequest, _ context: RequestContext) throws(APIError) -> HTTPResponse {
-        let instance = try store.read { state throws(APIError) in try resolveInstance(context, in: state) }
+        let instance = try resolveInstance(context)
         if let requested = request.queryValue("label") {
             guard let label = WebhookLabel.requested(requested), let webhook = instance.webhooks[label] else { throw .webhookNotFound }
             let sealer = try webhookSealer(account: instance.account, instance: instance.name, label: label)
@@ -46,7 +46,7 @@ extension Application {
     /// client sends that form), else from `?label=`; neither, or `""`, means `default`. An empty
     /// body is no body; a body that is not an object with a string `label` is a 400.
     func deleteWebhook(_ request: HTTPRequest, _ context: RequestContext) throws(APIError) -> HTTPResponse {
-        _ = try store.read { state throws(APIError) in try resolveInstance(context, in: state) }
+        _ = try resolveInstance(context)
         let label: WebhookLabel?
         if request.body.isEmpty && !request.bodyTooLarge {
             label = WebhookLabel.requested(request.queryValue("label") ?? "")

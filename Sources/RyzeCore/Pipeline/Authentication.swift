@@ -7,15 +7,15 @@ struct Authentication: Middleware {
     func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
         if let token = TokenSource.token(in: request) {
             var principal: State.Principal?
-            let (digest, _) = memo.digest(of: token) { d in
-                principal = store.read { $0.principal(for: d) }
+            let (digest, hit) = memo.digest(of: token) { d in
+                principal = store.principal(for: d)
                 return principal != nil
             }
             state.token = token
             state.digest = digest
             // A memo hit skipped the lookup above; it is made here, in the current state, so a
             // revocation takes effect at once.
-            state.principal = principal ?? store.read { $0.principal(for: digest) }
+            state.principal = hit ? store.principal(for: digest) : principal
         }
         return next(&state)
     }

@@ -19,6 +19,8 @@ extension Application {
         let threads = w?.threads ?? 0
         let started = w?.startedAt ?? now
         let table = limiter.table
+        // The delivery queue as this worker follows it, and the deliverer's shared counters.
+        let delivery = (queue as? QueueStore)?.status() ?? .zero
         return [
             .init(json: ["pid"], value: Double(w?.pid ?? 0)),
             .init(json: ["startTime"], value: Double(started / 1_000_000)),
@@ -45,6 +47,18 @@ extension Application {
                   "Requests without a valid token refused because the table was full for their network.", value: Double(table.saturated)),
             .init(json: ["rateLimit", "replaced"], prometheus: "ratelimit_replaced_total", .counter,
                   "Rate-limit slots taken over from a live bucket because a key's window was full.", value: Double(table.replaced)),
+            .init(json: ["delivery", "queued"], prometheus: "delivery_queued", .gauge, "Webhook deliveries waiting for their first attempt.",
+                  value: Double(delivery.queued)),
+            .init(json: ["delivery", "inFlight"], prometheus: "delivery_in_flight", .gauge, "Webhook delivery attempts being made now.",
+                  value: Double(delivery.inFlight)),
+            .init(json: ["delivery", "delivered"], prometheus: "delivery_delivered_total", .counter, "Webhook deliveries answered with a 2xx.",
+                  value: Double(delivery.delivered)),
+            .init(json: ["delivery", "retrying"], prometheus: "delivery_retrying", .gauge, "Webhook deliveries waiting for a retry after a failed attempt.",
+                  value: Double(delivery.retrying)),
+            .init(json: ["delivery", "dead"], prometheus: "delivery_dead", .gauge, "Webhook deliveries in the dead-letter queue.",
+                  value: Double(delivery.dead)),
+            .init(json: ["delivery", "dropped"], prometheus: "delivery_dropped_total", .counter,
+                  "Webhook deliveries dropped because their label was disabled or deleted or their instance deleted.", value: Double(delivery.dropped)),
         ]
     }
 }

@@ -39,9 +39,11 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
     /// every access, a generic-metadata lookup that showed up in request-path profiles.
     private let appliedSeq = UnsafeAtomic<UInt64>.create(0)
 
-    /// Guarded by `rw`. No dynamic exclusivity check: `rw` already serialises access, and the
-    /// check costs a thread-local lookup on every read, twice per request.
-    @exclusivity(unchecked) private var state = S()
+    /// The state, guarded by `rw`. Behind a pointer allocated once: reading `pointee` lends the
+    /// state to a reader, where a stored property of this generic class was copied on every read
+    /// (a retain and a release of each of its dictionaries, twice per request), and no dynamic
+    /// exclusivity check runs (`rw` already serialises access).
+    private let cell: UnsafeMutablePointer<S>
     /// Guarded by `rw`.
     private var follower: LogFollower<S>
     /// Guarded by `writers`: set once an `fdatasync` failed; every later write fails with it.
@@ -66,10 +68,12 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
         fileLock = try FileLock(path: files.lock, directory: directory)
         counter = try ChangeCounter(path: files.changeCounter)
         follower = LogFollower(files: files, logger: logger)
+        cell = .allocate(capacity: 1)
+        cell.initialize(to: S())
         try fileLock.withLock { () throws(StoreError) in
             try rw.withWriteLock { () throws(StoreError) in
-                try follower.reload(into: &state, creating: true)
-                try follower.catchUp(into: &state, holdingFileLock: true)
+                try follower.reload(into: &cell.pointee, creating: true)
+                try follower.catchUp(into: &cell.pointee, holdingFileLock: true)
             }
         }
         appliedSeq.store(counter.load(), ordering: .releasing)
@@ -79,6 +83,8 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
     }
 
     deinit {
+        cell.deinitialize(count: 1)
+        cell.deallocate()
         compactor?.stop()
         appliedSeq.destroy()
         follower.close()
@@ -94,19 +100,30 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
         if seq == appliedSeq.load(ordering: .acquiring) { return }
         try rw.withWriteLock { () throws(StoreError) in
             if seq == appliedSeq.load(ordering: .acquiring) { return }
-            try follower.catchUp(into: &state, holdingFileLock: false)
+            try follower.catchUp(into: &cell.pointee, holdingFileLock: false)
             appliedSeq.store(seq, ordering: .releasing)
         }
     }
 
-    public func read<T, E: Error>(_ body: (S) throws(E) -> T) throws(E) -> T {
-        try rw.withReadLock { () throws(E) -> T in try body(state) }
+    /// Runs `body` against the current state. The generic way; see `withStatePointer`.
+    public func withState<T, E: Error>(_ body: (S) throws(E) -> T) throws(E) -> T {
+        try rw.withReadLock { () throws(E) -> T in try body(cell.pointee) }
+    }
+
+    /// Lends the current state to `body` as a pointer, valid only during the call, with the read
+    /// lock held. A closure of a concrete type: a caller that knows `S` reads the state in place.
+    /// (Handed through a generic closure type, the state was copied on every call, a retain and a
+    /// release of each of its dictionaries, twice per request.)
+    public func withStatePointer(_ body: (UnsafePointer<S>) -> Void) {
+        rw.lockForReading()
+        defer { rw.unlock() }
+        body(UnsafePointer(cell))
     }
 
     /// Records, bytes applied, and whether this process may still write.
     public var health: (records: Int, bytes: Int, writable: Bool) {
         let writable = writers.withLock { unwritable == nil }
-        return rw.withReadLock { (state.recordCount, follower.appliedOffset, writable) }
+        return rw.withReadLock { (cell.pointee.recordCount, follower.appliedOffset, writable) }
     }
 
     // MARK: writing
@@ -153,18 +170,18 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
             var fd: Int32 = -1
             let caughtUp: StoreError? = rw.withWriteLock {
                 do throws(StoreError) {
-                    try follower.catchUp(into: &state, holdingFileLock: true)
+                    try follower.catchUp(into: &cell.pointee, holdingFileLock: true)
                 } catch {
                     return error
                 }
                 offset = follower.appliedOffset
                 fd = follower.fd
                 for ticket in batch {
-                    switch ticket.decide!(state) {
+                    switch ticket.decide!(cell.pointee) {
                     case .append(let record):
                         let frame = LogFormat.frame(entry: record)
                         frames.append(contentsOf: frame)
-                        state.apply(record)
+                        cell.pointee.apply(record)
                         follower.advance(by: frame.count)
                         appended.append(ticket)
                     case .nothing, .refused:
@@ -196,7 +213,7 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
                 rw.withWriteLock {
                     follower.needsReload = true
                     do {
-                        try follower.catchUp(into: &state, holdingFileLock: true)
+                        try follower.catchUp(into: &cell.pointee, holdingFileLock: true)
                     } catch {
                         logger.error("cannot replay the log after a failed append", metadata: ["error": "\(error)"])
                     }
@@ -215,7 +232,7 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
         public var bytesAfter: Int
     }
 
-    private var needsCompaction: Bool { rw.withReadLock { exceedsCompactionThreshold(state) } }
+    private var needsCompaction: Bool { rw.withReadLock { exceedsCompactionThreshold(cell.pointee) } }
 
     private func exceedsCompactionThreshold(_ state: S) -> Bool {
         guard let factor = autoCompactionFactor else { return false }
@@ -246,13 +263,13 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
             if let unwritable { throw unwritable }
             return try fileLock.withLock { () throws(StoreError) -> CompactionResult? in
                 try rw.withWriteLock { () throws(StoreError) -> CompactionResult? in
-                    try follower.catchUp(into: &state, holdingFileLock: true)
-                    if onlyIfNeeded && !exceedsCompactionThreshold(state) { return nil }
-                    let before = (state.recordCount, follower.appliedOffset)
-                    try LogCompaction.rewrite(state.liveRecords, kind: S.kind, files: files)
-                    try follower.reload(into: &state, creating: false)
+                    try follower.catchUp(into: &cell.pointee, holdingFileLock: true)
+                    if onlyIfNeeded && !exceedsCompactionThreshold(cell.pointee) { return nil }
+                    let before = (cell.pointee.recordCount, follower.appliedOffset)
+                    try LogCompaction.rewrite(cell.pointee.liveRecords, kind: S.kind, files: files)
+                    try follower.reload(into: &cell.pointee, creating: false)
                     appliedSeq.store(counter.bump(), ordering: .releasing)
-                    return CompactionResult(recordsBefore: before.0, recordsAfter: state.recordCount,
+                    return CompactionResult(recordsBefore: before.0, recordsAfter: cell.pointee.recordCount,
                                             bytesBefore: before.1, bytesAfter: follower.appliedOffset)
                 }
             }
@@ -260,14 +277,3 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
     }
 }
 
-/// The one-host `StateStore`: the log of accounts, instances and configurations.
-public typealias LogStore = AppendLog<State>
-
-extension AppendLog: StateStore where S == State {
-    public var stats: StoreStats {
-        let h = health
-        return read { state in
-            StoreStats(records: h.records, bytes: h.bytes, accounts: state.accounts.count, instances: state.instances.count, writable: h.writable)
-        }
-    }
-}

@@ -68,14 +68,20 @@ public struct State: Sendable {
 
     /// The owner of a token, or nil when it is unknown, deleted, or its account is disabled.
     public func principal(for token: TokenDigest) -> Principal? {
-        guard let p = tokens[token] else { return nil }
+        withUnsafePointer(to: self) { State.principal(in: $0, for: token) }
+    }
+
+    /// The same, reading the state in place: the request path's way (`LogStore.principal`).
+    /// Property by property through the pointer, so that nothing copies the whole state.
+    static func principal(in state: UnsafePointer<State>, for token: TokenDigest) -> Principal? {
+        guard let p = state.pointee.tokens[token] else { return nil }
         switch p {
         case .account(let name):
-            return accounts[name]?.disabled == false ? p : nil
+            return state.pointee.accounts[name]?.disabled == false ? p : nil
         case .instance(let key):
-            return accounts[key.account]?.disabled == false ? p : nil
+            return state.pointee.accounts[key.account]?.disabled == false ? p : nil
         case .publisher(let name):
-            return publishers[name]?.disabled == false ? p : nil
+            return state.pointee.publishers[name]?.disabled == false ? p : nil
         }
     }
 

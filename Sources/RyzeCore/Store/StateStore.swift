@@ -11,6 +11,12 @@ public protocol StateStore: AnyObject, Sendable {
     /// Runs `body` against the current state. `body` must not call back into the store.
     func read<T, E: Error>(_ body: (State) throws(E) -> T) throws(E) -> T
 
+    /// The request path's two lookups. Not generic on purpose: called through `any StateStore`,
+    /// a generic `read` runs unspecialized and hands its closure a copy of the whole state (a
+    /// retain and a release of each of its dictionaries), where these read it in place.
+    func principal(for token: TokenDigest) -> State.Principal?
+    func instance(_ key: State.InstanceKey) -> State.Instance?
+
     /// Decides a change against the deployment-wide current state and makes it durable.
     ///
     /// `decide` runs under the deployment's write lock, possibly on another thread of this

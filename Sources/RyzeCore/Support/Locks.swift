@@ -27,6 +27,10 @@ final class ReadWriteLock: @unchecked Sendable {
         return try body()
     }
 
+    /// For a caller that must not wrap its work in a closure (see `LogStore.read`).
+    func lockForReading() { pthread_rwlock_rdlock(lock) }
+    func unlock() { pthread_rwlock_unlock(lock) }
+
     func withWriteLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }

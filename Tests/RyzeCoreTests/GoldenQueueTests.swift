@@ -1,0 +1,82 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+@testable import RyzeCore
+
+/// Pins queue_format.md: `Golden/deliveries-v1.log` was written by format version 1 of the
+/// delivery queue and is kept as it is. Every later version must still read it, record by
+/// record, and still write those records to the same bytes. Never regenerate it to make this
+/// test pass: a failure means existing deployments' queues would no longer read (and their
+/// pending deliveries would be lost). A new record type gets a golden file of its own.
+@Suite struct GoldenQueueTests {
+    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/deliveries-v1.log").path
+
+    /// One of each record type, a batch, an event with several labels and one of each event type.
+    static let records: [QueueRecord] = {
+        let envelope = Array(#"{"event":"message.exchange","data":{"message":{"media":{"base64":"AAAA","mimetype":"image/png"}}},"instanceData":{"baseUrl":"https://ryze.example","instance":"shop"}}"#.utf8)
+        func event(_ id: String, _ type: EventType, _ labels: [String], at: UInt64) -> QueuedEvent {
+            QueuedEvent(id: id, account: "acme", instance: "shop", event: type, envelope: envelope,
+                        labels: labels.map { WebhookLabel($0)! }, queuedAt: at)
+        }
+        var out: [QueueRecord] = [
+            .queued(event: event("evt_01JDGOLDEN00000000000000001", .messageExchange, ["default", "crm", "ops.v2-x_y"], at: 1_800_000_000_000_000), ids: [1, 2, 3]),
+            .attemptFailed(id: 1, attempt: 1, at: 1_800_000_001_000_000, nextDue: 1_800_000_006_000_000, error: "HTTP 503"),
+            .delivered(id: 2, attempt: 1, at: 1_800_000_001_000_000, status: 204),
+            .dead(id: 3, attempts: 0, at: 1_800_000_001_000_000, error: "target address not allowed"),
+            .attemptFailed(id: 1, attempt: 2, at: 1_800_000_006_500_000, nextDue: 1_800_000_306_500_000, error: "timed out"),
+            .revived(id: 3, at: 1_800_000_400_000_000),
+            .dropped(id: 3, at: 1_800_000_400_100_000, reason: "label disabled"),
+            .dead(id: 1, attempts: 10, at: 1_800_300_000_000_000, error: "HTTP 500"),
+            .purged(id: 1),
+            .nextID(100),
+        ]
+        let types: [EventType] = [.messageStatus, .callUpdate, .groupFlow, .instanceState, .labelUpdate]
+        for (k, t) in types.enumerated() {
+            out.append(.queued(event: event("producer:\(k)", t, ["default"], at: 1_800_000_500_000_000), ids: [100 + DeliveryID(k)]))
+        }
+        out.append(.batch([.delivered(id: 100, attempt: 1, at: 1_800_000_500_100_000, status: 200),
+                           .dropped(id: 101, at: 1_800_000_500_100_000, reason: "instance deleted")]))
+        return out
+    }()
+
+    @Test func version1QueueStillReadsAndEncodesToTheSameBytes() throws {
+        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.path)))
+        var bytes = LogFormat.header(.deliveries)
+        for r in Self.records { bytes += LogFormat.frame(entry: r) }
+        #expect(bytes == golden)
+        let fd = open(Self.path, O_RDONLY)
+        #expect(fd >= 0, "missing \(Self.path)")
+        defer { close(fd) }
+        var header = [UInt8](repeating: 0, count: LogFormat.headerSize)
+        #expect(header.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, 0) } == LogFormat.headerSize)
+        #expect(LogFormat.isValidHeader(header[...], .deliveries))
+        #expect(!LogFormat.isValidHeader(header[...], .events))
+        var seen: [QueueRecord] = []
+        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize, kind: .deliveries) { (r: QueueRecord, _, _) in seen.append(r) }
+        #expect(result.stop == .clean)
+        #expect(seen == Self.records)
+    }
+
+    @Test func version1QueueReplaysIntoAStore() throws {
+        let dir = TempDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Self.path, toPath: dir.path + "/deliveries.log")
+        let q = try QueueStore(directory: dir.path)
+        #expect(q.read { $0.pending.keys.sorted() } == [102, 103, 104])
+        #expect(q.read { $0.dead.isEmpty && $0.nextID == 105 })
+        #expect(q.read { $0.pending[103]?.event.type } == .instanceState)
+        // The queue's files are its own: events.log is untouched.
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/events.log"))
+    }
+
+    /// Writes the golden file; run once, by hand, when a NEW golden file is added:
+    /// `RYZE_WRITE_GOLDEN=deliveries swift test --filter GoldenQueueTests`.
+    @Test func writeGoldenFileWhenAsked() throws {
+        guard ProcessInfo.processInfo.environment["RYZE_WRITE_GOLDEN"] == "deliveries" else { return }
+        var bytes = LogFormat.header(.deliveries)
+        for r in Self.records { bytes += LogFormat.frame(entry: r) }
+        try Data(bytes).write(to: URL(fileURLWithPath: Self.path))
+    }
+}
