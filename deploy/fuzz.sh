@@ -6,9 +6,9 @@
 #   deploy/fuzz.sh all SECONDS         each target in turn, SECONDS each
 #   deploy/fuzz.sh TARGET -- FLAGS...  libFuzzer with your own flags (e.g. an artifact to replay)
 #
-# TARGET: json, request, logrecord, webhookurl, rawjson. A crash, a leak, a failed invariant or an
-# input that takes over 1 s fails the run (non-zero exit); the input is saved under
-# $FUZZ_OUT (.build-fuzz/artifacts) and printed in hex, so that a CI log alone is enough to
+# TARGET: json, request, logrecord, queuerecord, webhookurl, rawjson. A crash, a leak, a failed
+# invariant or an input that takes over 1 s fails the run (non-zero exit); the input is saved
+# under $FUZZ_OUT (.build-fuzz/artifacts) and printed in hex, so that a CI log alone is enough to
 # reproduce it. Inputs found interesting accumulate in $FUZZ_CORPUS/TARGET
 # (.build-fuzz/corpus/TARGET), so that local runs build on each other; the committed seeds
 # (Tests/fuzz/corpus/TARGET) and every input that ever failed (Tests/fuzz/regressions/TARGET)
@@ -16,12 +16,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(json request logrecord webhookurl rawjson)
+TARGETS=(json request logrecord queuerecord webhookurl rawjson)
 SCRATCH=${FUZZ_SCRATCH:-.build-fuzz}
 OUT=${FUZZ_OUT:-$SCRATCH/artifacts}
 CORPUS=${FUZZ_CORPUS:-$SCRATCH/corpus}
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 build() {
     # Release: the targets run about ten times faster than -Onone. -enable-testing lets a target

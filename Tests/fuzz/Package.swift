@@ -22,7 +22,10 @@ let package = Package(
         .target(name: "CLibFuzzer"),
         .executableTarget(name: "fuzz-json", dependencies: fuzzTarget, path: "Sources/FuzzJSON"),
         .executableTarget(name: "fuzz-request", dependencies: fuzzTarget + [.product(name: "Logging", package: "swift-log")], path: "Sources/FuzzRequest"),
-        .executableTarget(name: "fuzz-logrecord", dependencies: fuzzTarget, path: "Sources/FuzzLogRecord"),
+        // The checks both log targets make, generic over the record type.
+        .target(name: "LogFuzzing", dependencies: [.product(name: "RyzeCore", package: "ryze-events")]),
+        .executableTarget(name: "fuzz-logrecord", dependencies: fuzzTarget + ["LogFuzzing"], path: "Sources/FuzzLogRecord"),
+        .executableTarget(name: "fuzz-queuerecord", dependencies: fuzzTarget + ["LogFuzzing"], path: "Sources/FuzzQueueRecord"),
         .executableTarget(name: "fuzz-webhookurl", dependencies: fuzzTarget, path: "Sources/FuzzWebhookURL"),
         .executableTarget(name: "fuzz-rawjson", dependencies: fuzzTarget, path: "Sources/FuzzRawJSON"),
     ],

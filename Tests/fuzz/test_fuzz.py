@@ -12,7 +12,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SECONDS = int(os.environ.get("FUZZ_SECONDS", "15"))
-TARGETS = ["json", "request", "logrecord", "webhookurl", "rawjson"]
+TARGETS = ["json", "request", "logrecord", "queuerecord", "webhookurl", "rawjson"]
 
 pytestmark = pytest.mark.skipif(SECONDS <= 0, reason="FUZZ_SECONDS=0")
 
