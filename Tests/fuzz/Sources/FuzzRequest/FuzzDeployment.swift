@@ -19,7 +19,8 @@ import Glibc
 /// - publisher `producer` (token `$P`).
 ///
 /// For each input, `run` writes `template` into an empty directory, opens a `LogStore` over it
-/// (a replay, as a starting worker does), answers the requests, and removes the directory.
+/// (a replay, as a starting worker does) and a `QueueStore` beside it (the real delivery queue, as
+/// `serve` opens it), answers the requests, checks what was queued, and removes the directory.
 final class FuzzDeployment: @unchecked Sendable {
     static let tokens: [UInt8: [UInt8]] = [
         UInt8(ascii: "A"): Array("fuzz-account-token-acme-0001".utf8),
@@ -37,7 +38,6 @@ final class FuzzDeployment: @unchecked Sendable {
     let statistics = WorkerStatistics(threads: 1)
     let configuration = Application.Configuration(corsOrigins: ["https://app.example"], statusPath: "/status",
                                                   wsOrigins: ["https://app.example"], baseURL: "https://api.example")
-    let queue = CheckingQueue()
     let stream = CheckingStream()
     let quiet = Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() })
     private(set) var template: [UInt8] = []
@@ -67,7 +67,7 @@ final class FuzzDeployment: @unchecked Sendable {
             try Accounts.create(in: store, name: "acme", token: FuzzDeployment.token("A"), instanceQuota: 5)
             try Accounts.create(in: store, name: "other", token: FuzzDeployment.token("B"), instanceQuota: 2)
             try Publishers.create(in: store, name: "producer", token: FuzzDeployment.token("P"))
-            let app = application(store)
+            let app = application(store, queue: nil)
             let a = FuzzDeployment.token("A"), b = FuzzDeployment.token("B")
             let setup: [(String, String, String, String)] = [
                 ("POST", "/api/instance/new", a, #"{"name":"shop","token":"\#(FuzzDeployment.token("I"))","websocketEnabled":true,"webhookEnabled":true,"webhookURL":"https://hooks.example/shop"}"#),
@@ -89,20 +89,29 @@ final class FuzzDeployment: @unchecked Sendable {
         }
     }
 
-    func application(_ store: LogStore) -> Application {
+    func application(_ store: LogStore, queue: QueueStore?) -> Application {
         Application(store: store, limiter: limiter, configuration: configuration, secrets: secrets,
                     queue: queue, stream: stream, statistics: statistics, logger: quiet)
     }
 
-    /// A fresh store holding `template`, and the application over it, for the length of `body`.
+    /// A fresh store holding `template` and an empty delivery queue, and the application over
+    /// them, for the length of `body`; then every queued event must be a valid envelope for as
+    /// many deliveries as it has labels.
     func run(_ body: (Application) -> Void) {
         guard mkdir(runDirectory, 0o700) == 0 else { fatalError("mkdir \(runDirectory): \(String(cString: strerror(errno)))") }
         writeFile(runDirectory + "/" + LogStore.logName, template)
         do {
             let store = try LogStore(directory: runDirectory, logger: quiet)
-            body(application(store))
+            let queue = try QueueStore(directory: runDirectory, logger: quiet)
+            body(application(store, queue: queue))
+            queue.read { q in
+                for d in q.pending.values {
+                    Oracle.requireEnvelope(d.event.envelope, instance: d.event.instance, "queued envelope")
+                }
+                Oracle.require(q.dead.isEmpty, "a dead letter without a deliverer")
+            }
         } catch {
-            fatalError("fuzz deployment: opening the store: \(error)")
+            fatalError("fuzz deployment: opening the stores: \(error)")
         }
         removeTree(runDirectory)
     }

@@ -1,13 +1,5 @@
 @testable import RyzeCore
 
-/// The publish route's queue, keeping nothing: what it is handed must be a whole, valid event.
-final class CheckingQueue: EventQueue, @unchecked Sendable {
-    func enqueue(_ event: QueuedEvent) throws {
-        Oracle.require(!event.labels.isEmpty, "an event queued for no webhook")
-        Oracle.requireEnvelope(event.envelope, instance: event.instance, "queued envelope")
-    }
-}
-
 /// The WebSocket fan-out, keeping nothing: every frame must be a valid envelope.
 final class CheckingStream: EventStream, @unchecked Sendable {
     func publish(channel: String, envelope: [UInt8]) -> Bool {
