@@ -15,6 +15,10 @@ let deployment: FuzzDeployment = {
     return d
 }()
 
+/// RYZE_FUZZ_VERBOSE=1 prints each request and its answer: for replaying an input by hand
+/// (`deploy/fuzz.sh request -- FILE`) and for checking that the seeds reach what they should.
+let verbose = getenv("RYZE_FUZZ_VERBOSE") != nil
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzRequest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let requests = RequestInput.parse(UnsafeBufferPointer(start: data, count: size), tokens: FuzzDeployment.tokens)
@@ -25,6 +29,9 @@ public func fuzzRequest(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             let response = app.respond(to: request)
             deployment.statistics.requestFinished(thread: 0)
             Oracle.check(response, for: request, statusPath: app.configuration.statusPath ?? "")
+            if verbose {
+                print("\(request.method) \(request.path)?\(request.query) -> \(response.status.code) \(String(decoding: response.body.prefix(160), as: UTF8.self))")
+            }
         }
     }
     return 0
