@@ -24,8 +24,9 @@ CORPUS=${FUZZ_CORPUS:-$SCRATCH/corpus}
 usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 build() {
-    # Release: the targets run about ten times faster than -Onone. -enable-testing lets a target
-    # reach internal API (RawJSON) through @testable import.
+    # Release: the targets run two to three times faster than at -Onone (measured: json 45,000
+    # inputs/s against 22,600, request 650 against 210) for about 30% more build CPU time.
+    # -enable-testing lets a target reach internal API (RawJSON) through @testable import.
     swift build --package-path Tests/fuzz --scratch-path "$SCRATCH" -c release \
         -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing 2>&1 | grep -v "Cannot export local symbol '__asan_extra_spill_area'" | tail -n 1
     [ -x "$SCRATCH/release/fuzz-json" ] || { echo "fuzz build failed" >&2; exit 1; }
