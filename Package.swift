@@ -5,6 +5,8 @@ let package = Package(
     name: "ryze-events",
     products: [
         .executable(name: "ryze-events", targets: ["ryze-events"]),
+        // For Tests/fuzz, a package of its own that depends on this one by path.
+        .library(name: "RyzeCore", targets: ["RyzeCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, runs the Swift unit tests, then the
-# end-to-end tests (real binary, spawn-fcgi/multiwatch workers, nginx, HTTP) with pytest.
-# Extra arguments go to pytest (e.g. deploy/test.sh -k rate).
+# end-to-end tests (real binary, spawn-fcgi/multiwatch workers, nginx, HTTP) and the fuzz stage
+# (each libFuzzer target of Tests/fuzz for FUZZ_SECONDS, 15 by default; 0 skips it) with pytest,
+# whose summary line ends the run. Extra arguments go to pytest (e.g. deploy/test.sh -k rate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,5 +13,5 @@ echo "== unit tests (swift test)"
 swift test --skip-build
 RYZE_BIN="$(swift build --show-bin-path)/ryze-events"
 export RYZE_BIN
-echo "== end-to-end tests (pytest, nginx + spawn-fcgi)"
-exec python3 -m pytest Tests/e2e -q -p no:cacheprovider "$@"
+echo "== end-to-end tests (pytest, nginx + spawn-fcgi), then the fuzz stage (libFuzzer)"
+exec python3 -m pytest Tests/e2e Tests/fuzz -q -p no:cacheprovider "$@"

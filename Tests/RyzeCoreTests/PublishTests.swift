@@ -126,6 +126,11 @@ final class RecordingStream: EventStream, @unchecked Sendable {
         let untouched = #"{"data":{"message":{"text":"base64"}}}"#
         #expect(strip(untouched) == untouched)
         #expect(strip(#"{"data":{"message":{"media":"str"}}}"#) == #"{"data":{"message":{"media":"str"}}}"#)
+        // Duplicate keys on the way: every path is stripped, whichever duplicate a receiver keeps.
+        #expect(strip(#"{"data":{"message":{"media":{"base64":"x"}},"message":{"media":{}}}}"#)
+                == #"{"data":{"message":{"media":{}},"message":{"media":{}}}}"#)
+        #expect(strip(#"{"data":{"message":{"media":{"base64":"x"},"media":{"base64":"y","k":1}}},"data":{"message":{"media":{"base64":"z"}}}}"#)
+                == #"{"data":{"message":{"media":{},"media":{"k":1}}},"data":{"message":{"media":{}}}}"#)
     }
 
     @Test func eventIDsAreULIDs() {

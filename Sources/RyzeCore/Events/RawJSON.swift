@@ -14,30 +14,54 @@ enum RawJSON {
         }
     }
 
-    /// `bytes` with every member named `path.last` removed from the object at `path.dropLast()`;
-    /// the bytes unchanged when there is no such object or member. That one object is rewritten
-    /// without insignificant whitespace; everything else is kept byte for byte.
+    /// `bytes` with every member named `path.last` removed from the objects at `path.dropLast()`;
+    /// the bytes unchanged when there is no such object or member. Unlike `valueRange`, every
+    /// duplicate along the path counts: with `{"m":{"k":1},"m":{"k":2}}` both `k` go, so that a
+    /// reader whose parser keeps the first of duplicate keys finds the member gone too. Those
+    /// objects are rewritten without insignificant whitespace; everything else is kept byte for
+    /// byte.
     static func removingMember(_ bytes: [UInt8], path: [String]) -> [UInt8] {
         guard let key = path.last else { return bytes }
         return bytes.withUnsafeBufferPointer { b -> [UInt8] in
-            guard let start = skipWhitespace(b, 0), let end = skipValue(b, start),
-                  let object = valueRange(b, start..<end, path.dropLast()), b[object.lowerBound] == UInt8(ascii: "{"),
-                  let members = members(b, object) else { return bytes }
-            let kept = members.filter { $0.key != key }
-            guard kept.count != members.count else { return bytes }
+            guard let start = skipWhitespace(b, 0), let end = skipValue(b, start) else { return bytes }
+            var objects: [(range: Range<Int>, members: [Member])] = []
+            collectObjects(b, start..<end, path.dropLast(), into: &objects)
+            // Ranges along one fixed-length path are disjoint (none holds another: they sit at the
+            // same depth); found depth first, member order, so in ascending order.
+            objects = objects.filter { $0.members.contains { $0.key == key } }
+            guard !objects.isEmpty else { return bytes }
             var out: [UInt8] = []
             out.reserveCapacity(bytes.count)
-            out.append(contentsOf: b[0..<object.lowerBound])
-            out.append(UInt8(ascii: "{"))
-            for (k, m) in kept.enumerated() {
-                if k > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: b[m.keyStart..<m.keyEnd])
-                out.append(UInt8(ascii: ":"))
-                out.append(contentsOf: b[m.value])
+            var copied = 0
+            for (object, members) in objects {
+                out.append(contentsOf: b[copied..<object.lowerBound])
+                out.append(UInt8(ascii: "{"))
+                var first = true
+                for m in members where m.key != key {
+                    if !first { out.append(UInt8(ascii: ",")) }
+                    first = false
+                    out.append(contentsOf: b[m.keyStart..<m.keyEnd])
+                    out.append(UInt8(ascii: ":"))
+                    out.append(contentsOf: b[m.value])
+                }
+                out.append(UInt8(ascii: "}"))
+                copied = object.upperBound
             }
-            out.append(UInt8(ascii: "}"))
-            out.append(contentsOf: b[object.upperBound..<b.count])
+            out.append(contentsOf: b[copied..<b.count])
             return out
+        }
+    }
+
+    /// Every object reached from `value` along `path`, through every member of each name.
+    private static func collectObjects(_ b: UnsafeBufferPointer<UInt8>, _ value: Range<Int>, _ path: ArraySlice<String>,
+                                       into found: inout [(range: Range<Int>, members: [Member])]) {
+        guard b[value.lowerBound] == UInt8(ascii: "{"), let members = members(b, value) else { return }
+        guard let key = path.first else {
+            found.append((value, members))
+            return
+        }
+        for member in members where member.key == key {
+            collectObjects(b, member.value, path.dropFirst(), into: &found)
         }
     }
 

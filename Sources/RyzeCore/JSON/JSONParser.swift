@@ -5,7 +5,9 @@ public struct JSONParser {
         public let offset: Int
     }
 
-    /// Nesting deeper than this is rejected rather than risking the thread's stack.
+    /// At most this many arrays and objects nested in one another (the top-level one counts);
+    /// one more is rejected rather than risking the thread's stack: each level is one frame of
+    /// `value`/`object`/`array`, and request threads have 1 MiB stacks.
     public static let maxDepth = 64
 
     private let bytes: UnsafeBufferPointer<UInt8>
@@ -46,10 +48,16 @@ public struct JSONParser {
     }
 
     private mutating func value(depth: Int) throws(Error) -> JSONValue {
-        guard i < bytes.count, depth < JSONParser.maxDepth else { throw fail }
+        guard i < bytes.count else { throw fail }
+        // `depth` is the number of containers around this value, so a container here is level
+        // depth + 1.
         switch bytes[i] {
-        case UInt8(ascii: "{"): return try object(depth: depth)
-        case UInt8(ascii: "["): return try array(depth: depth)
+        case UInt8(ascii: "{"):
+            guard depth < JSONParser.maxDepth else { throw fail }
+            return try object(depth: depth)
+        case UInt8(ascii: "["):
+            guard depth < JSONParser.maxDepth else { throw fail }
+            return try array(depth: depth)
         case UInt8(ascii: "\""): return .string(try string())
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)

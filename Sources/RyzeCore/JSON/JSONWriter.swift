@@ -15,8 +15,14 @@ extension JSONValue {
             if d == d.rounded(), abs(d) < 1e15 {
                 if d < 0 { out.append(UInt8(ascii: "-")) }
                 out.appendDecimal(Int(abs(d)))
-            } else {
+            } else if d.isFinite {
                 out.appendUTF8(String(d))
+            } else {
+                // The parser turns numbers beyond Double's range (JSONTestSuite's `i_number_huge_exp`)
+                // into ±infinity, which `String(d)` would write as `inf`: not JSON. 1e999 is JSON
+                // and reads back as the same infinity. NaN never comes out of the parser; should
+                // code ever make one, `null` keeps the output JSON.
+                out.appendUTF8(d.isNaN ? "null" : d < 0 ? "-1e999" : "1e999")
             }
         case .string(let s): JSONValue.writeString(s, into: &out)
         case .array(let items):

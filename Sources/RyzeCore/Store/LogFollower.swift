@@ -38,7 +38,9 @@ struct LogFollower<S: ReplayedLog> {
         guard fstat(fd, &st) == 0 else { throw StoreError.errno("cannot stat \(files.log)") }
         let size = Int(st.st_size)
         guard size != appliedOffset else { return }
-        let result = try LogFormat.scan(fd: fd, from: appliedOffset, kind: S.kind) { (record: S.Entry, _, _) in state.apply(record) }
+        let result = try LogFormat.scan(fd: fd, from: appliedOffset, kind: S.kind, chunk: LogFormat.chunk(forBytes: size - appliedOffset)) {
+            (record: S.Entry, _, _) in state.apply(record)
+        }
         appliedOffset = result.end
         guard holdingFileLock, result.stop != .clean else { return }
         try cutBadTail(result, fileSize: size)
@@ -69,7 +71,10 @@ struct LogFollower<S: ReplayedLog> {
             guard n == LogFormat.headerSize, LogFormat.isValidHeader(header[...], S.kind) else { throw StoreError.badHeader(path: path) }
         }
         var fresh = S()
-        let result = try LogFormat.scan(fd: newFD, from: LogFormat.headerSize, kind: S.kind) { (record: S.Entry, _, _) in fresh.apply(record) }
+        let result = try LogFormat.scan(fd: newFD, from: LogFormat.headerSize, kind: S.kind,
+                                        chunk: LogFormat.chunk(forBytes: Int(st.st_size) - LogFormat.headerSize)) {
+            (record: S.Entry, _, _) in fresh.apply(record)
+        }
         ok = true
         close()
         fd = newFD

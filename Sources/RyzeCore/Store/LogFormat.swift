@@ -86,6 +86,12 @@ public enum LogFormat {
         try scan(fd: fd, from: offset, kind: .events, chunk: chunk, body)
     }
 
+    /// The read buffer for `bytes` still to scan (from an fstat just before): no larger than
+    /// those bytes. Catching up after another worker's write scans one record; a 1 MiB buffer,
+    /// zeroed, for that cost more than the request it ran in. The file may have grown since the
+    /// fstat: `scan` refills and grows its buffer as it needs, so a small chunk is never wrong.
+    static func chunk(forBytes bytes: Int) -> Int { max(64, min(1 << 20, bytes)) }
+
     /// Reads frames from `fd` starting at `offset` until the end of the file or the first bad frame,
     /// handing each valid record to `body`. Reads in chunks so replay memory stays flat.
     public static func scan<E: LogEntry>(fd: Int32, from offset: Int, kind: LogKind, chunk: Int = 1 << 20,
@@ -161,7 +167,8 @@ public enum LogFormat {
         let maxPayload = kind.maxPayload
         var probe = offset + 1
         let window = 1 << 20
-        var buffer = [UInt8](repeating: 0, count: window + maxPayload + frameHeaderSize)
+        // A window and the largest frame that may start in it, but never more than the file holds.
+        var buffer = [UInt8](repeating: 0, count: max(0, min(window + maxPayload + frameHeaderSize, fileSize - probe)))
         while probe + frameHeaderSize <= fileSize {
             let want = min(buffer.count, fileSize - probe)
             var got = 0

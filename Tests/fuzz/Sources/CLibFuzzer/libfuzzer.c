@@ -1,0 +1,1 @@
+// Empty: the declarations of include/libfuzzer.h are defined by libFuzzer's runtime.
