@@ -17,6 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGETS=(json request logrecord queuerecord webhookurl rawjson)
+# A failed invariant is a Swift fatalError: let libFuzzer's handler report it (stack, saved input)
+# at once, rather than Swift's backtracer, which under AddressSanitizer trips over the sanitizer's
+# stack poisoning and can leave a swift-backtrace process waiting behind.
+export SWIFT_BACKTRACE=enable=no
 SCRATCH=${FUZZ_SCRATCH:-.build-fuzz}
 OUT=${FUZZ_OUT:-$SCRATCH/artifacts}
 CORPUS=${FUZZ_CORPUS:-$SCRATCH/corpus}

@@ -3,8 +3,10 @@
 /// The WebSocket fan-out, keeping nothing: every frame must be a valid envelope.
 final class CheckingStream: EventStream, @unchecked Sendable {
     func publish(channel: String, envelope: [UInt8]) -> Bool {
-        Oracle.require(channel.split(separator: ".").count == 2, "channel \(channel) is not account.instance")
-        Oracle.requireEnvelope(envelope, instance: String(channel.split(separator: ".").last ?? ""), "streamed frame")
+        // `StreamChannel`: account.instance.incarnation, names from `[A-Za-z0-9_-]`.
+        let parts = channel.split(separator: ".", omittingEmptySubsequences: false)
+        Oracle.require(parts.count == 3 && parts.allSatisfy { !$0.isEmpty }, "channel \(channel) is not account.instance.incarnation")
+        Oracle.requireEnvelope(envelope, instance: String(parts[1]), "streamed frame")
         return true
     }
 
