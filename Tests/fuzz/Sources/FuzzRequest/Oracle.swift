@@ -7,8 +7,9 @@ enum Oracle {
         if !condition { fatalError("fuzz-request invariant: \(what())") }
     }
 
-    /// SPEC §1 and the contract's 500s: every answer is JSON (the Prometheus status page and a
-    /// 204 aside), an error is exactly the envelope, and no input makes the API fail (a 5xx is a
+    /// SPEC §1 and the contract's 500s: every answer is JSON (aside: a 204, the Prometheus status
+    /// page, and the stream gate's empty 200 that hands the connection to nginx's internal nchan
+    /// location), an error is exactly the envelope, and no input makes the API fail (a 5xx is a
     /// bug here: the store is healthy and the queue always takes the event). SPEC §3: every API
     /// answer carries the rate-limit headers. No header carries a line break (response
     /// splitting).
@@ -22,6 +23,9 @@ enum Oracle {
                       top[1].0 == "error", case .object(let error) = top[1].1, error.count == 1, error[0].0 == "message",
                       case .string = error[0].1 else { fatalError("fuzz-request invariant: not the error envelope: \(what)") }
             }
+        } else if r.status.code == 200, request.path.hasPrefix("/ws/") {
+            let redirect = r.headers.first { $0.0 == "X-Accel-Redirect" }?.1 ?? ""
+            require(r.body.isEmpty && redirect.hasPrefix(StreamGate.internalLocation), "the stream gate's answer: \(what)")
         } else {
             require(r.status.code == 204 || request.path == statusPath, "no JSON: \(what)")
         }
