@@ -55,6 +55,29 @@ import Testing
         ]
     }()
 
+    /// Publisher records (types 9 and 10), added to format version 1 for SPEC §6's publisher
+    /// tokens without changing the earlier types: `Golden/events-v1-publishers.log`.
+    static let publishersPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/events-v1-publishers.log").path
+
+    static let publisherRecords: [LogRecord] = [
+        .publisherCreated(name: "billing", token: TokenDigest(of: "golden-publisher-token-1")),
+        .publisherCreated(name: "crm_sync-2", token: TokenDigest(of: "golden-publisher-token-2")),
+        .publisherDisabled(name: "billing"),
+    ]
+
+    @Test func publisherRecordsStillReadAndEncodeToTheSameBytes() throws {
+        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.publishersPath)))
+        var bytes = LogFormat.header()
+        for r in Self.publisherRecords { bytes += LogFormat.frame(r) }
+        #expect(bytes == golden)
+        let fd = open(Self.publishersPath, O_RDONLY)
+        defer { close(fd) }
+        var seen: [LogRecord] = []
+        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, _, _ in seen.append(record) }
+        #expect(result.stop == .clean)
+        #expect(seen == Self.publisherRecords)
+    }
+
     @Test func webhookRecordsStillReadAndEncodeToTheSameBytes() throws {
         let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.webhooksPath)))
         var bytes = LogFormat.header()
@@ -108,10 +131,15 @@ import Testing
     }
 
     /// Writes a golden file; run once, by hand, when a NEW golden file is added:
-    /// `RYZE_WRITE_GOLDEN=webhooks swift test --filter GoldenLogTests` (any other value: the first).
+    /// `RYZE_WRITE_GOLDEN=webhooks swift test --filter GoldenLogTests` (`webhooks`, `publishers`;
+    /// any other value: the first).
     @Test func writeGoldenFileWhenAsked() throws {
         guard let which = ProcessInfo.processInfo.environment["RYZE_WRITE_GOLDEN"] else { return }
-        let (path, records) = which == "webhooks" ? (Self.webhooksPath, Self.webhookRecords) : (Self.path, Self.records)
+        let (path, records) = switch which {
+        case "webhooks": (Self.webhooksPath, Self.webhookRecords)
+        case "publishers": (Self.publishersPath, Self.publisherRecords)
+        default: (Self.path, Self.records)
+        }
         var bytes = LogFormat.header()
         for r in records { bytes += LogFormat.frame(r) }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
