@@ -78,6 +78,7 @@ extension FastCGIServer {
     /// other thread may be using. For the adapter's tests, which drive it over a socketpair.
     func serveConnection(fd: Int32, thread: Int = 0) {
         precondition(FastCGIServer.libraryStatus == 0, "FCGX_Init failed")
+        Signals.blockWake()   // as in a request thread: no wake may break a read (see Signals)
         prepareConnection(fd)
         var request = FCGX_Request()
         FCGX_InitRequest(&request, -1, 0)

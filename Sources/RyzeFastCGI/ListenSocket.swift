@@ -50,7 +50,7 @@ extension FastCGIServer {
     /// passing error). The only call of a request thread that a stop interrupts (see `Signals`).
     /// The caller owns the connection it returns.
     func acceptConnection() -> Int32 {
-        let fd = accept(listenSocket.fd, nil, nil)
+        let fd = Signals.wakeable { accept(listenSocket.fd, nil, nil) }
         if fd < 0 {
             switch errno {
             case EINTR, EAGAIN, ECONNABORTED, EPROTO: break

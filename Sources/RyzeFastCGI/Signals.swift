@@ -10,7 +10,13 @@ import Glibc
 ///   returns EINTR because of them, and only run()'s sigtimedwait takes them.
 /// - SIGALRM is the one signal a request thread receives: stop() sends it to threads marked idle,
 ///   that is waiting in accept(). Its handler does nothing and has no SA_RESTART, so accept()
-///   returns EINTR and the thread sees `stopping`.
+///   returns EINTR and the thread sees `stopping`. It is blocked in every thread except inside
+///   `wakeable`, around accept() alone: stop() may send it just after accept() returned (the
+///   thread still marked idle), and it must then stay pending instead of turning the new
+///   connection's first read into EINTR, which libfcgi treats as a broken request (nginx: 502).
+///   A pending one runs its empty handler at the next `wakeable`, before accept() is entered;
+///   stop() keeps sending while a thread is idle, so a thread that then blocks in accept() is
+///   still woken.
 /// - SIGPIPE and SIGXFSZ are ignored: a peer gone away, or a file-size limit, fails the write
 ///   (EPIPE; EFBIG, answered with a 500) instead of killing the worker.
 enum Signals {
@@ -22,14 +28,41 @@ enum Signals {
         sigemptyset(&set)
         for s in [SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP] { sigaddset(&set, s) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
+        blockWake()
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
+        installWakeHandler()
+        return set
+    }
+
+    private static let wake: sigset_t = {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGALRM)
+        return set
+    }()
+
+    /// Blocks SIGALRM in the calling thread (and the threads it starts after).
+    static func blockWake() {
+        var set = wake
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// Runs `body` (accept(), nothing else) with SIGALRM unblocked in the calling thread.
+    static func wakeable<T>(_ body: () -> T) -> T {
+        var set = wake
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        defer { pthread_sigmask(SIG_BLOCK, &set, nil) }
+        return body()
+    }
+
+    /// The SIGALRM handler: does nothing, and has no SA_RESTART so that accept() returns EINTR.
+    static func installWakeHandler() {
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in }
         sigemptyset(&action.sa_mask)
         action.sa_flags = 0
         sigaction(SIGALRM, &action, nil)
-        return set
     }
 }
 

@@ -43,6 +43,7 @@ extension FastCGIServer {
     /// closes, accept the next; stop between requests once `stopping` is set.
     func threadMain(_ worker: Worker) {
         defer { finishedThreads.wrappingIncrement(ordering: .releasing) }
+        Signals.blockWake()   // already inherited from run(); stated here because reads rely on it
         var request = FCGX_Request()
         // No listen socket for libfcgi: this loop accepts, so that it can put a read timeout on
         // each connection and be woken from accept() on stop. libfcgi reads from the fd we hand it

@@ -36,6 +36,14 @@ enum Library {
     }()
 }
 
+/// The pthread serving an AdapterConnection, set once by that thread before the test goes on.
+final class ServingThread: @unchecked Sendable {
+    private let lock = NSLock()
+    private var thread = pthread_t()
+    func set(_ t: pthread_t) { lock.withLock { thread = t } }
+    func get() -> pthread_t { lock.withLock { thread } }
+}
+
 /// One FastCGI connection to the adapter over a socketpair. The test holds one end and speaks
 /// as nginx does; the other end is served by `FastCGIServer.serveConnection(fd:)` on a thread of
 /// its own: libfcgi and the adapter's code from the first record read to the close, everything
@@ -73,11 +81,28 @@ final class AdapterConnection {
         let server = self.server
         let served = self.served
         let fd = fds[1]
+        let started = DispatchSemaphore(value: 0)
+        let serving = ServingThread()
+        self.serving = serving
         Thread {
+            // As a request thread starts in production (its mask inherited from run()'s thread):
+            // Foundation's threads begin with every signal blocked.
+            var alarm = sigset_t()
+            sigemptyset(&alarm)
+            sigaddset(&alarm, SIGALRM)
+            pthread_sigmask(SIG_UNBLOCK, &alarm, nil)
+            serving.set(pthread_self())
+            started.signal()
             server.serveConnection(fd: fd)
             served.signal()
         }.start()
+        started.wait()
     }
+
+    private let serving: ServingThread
+
+    /// Sends `signal` to the thread serving this connection.
+    func signalServingThread(_ signal: Int32) { pthread_kill(serving.get(), signal) }
 
     deinit { close(peer) }
 

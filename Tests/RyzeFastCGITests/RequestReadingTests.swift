@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import RyzeCore
 @testable import RyzeFastCGI
@@ -126,5 +129,24 @@ import RyzeCore
         #expect(try c.closedByAdapter())
         #expect(c.servedToTheEnd())
         #expect(c.recorder.requests.isEmpty)
+    }
+
+    /// stop() wakes threads waiting in accept() with SIGALRM, whose handler has no SA_RESTART. A
+    /// wake that lands after accept() returned, while the new connection's request is being read,
+    /// must not turn that read into EINTR: libfcgi would drop the request (nginx: 502).
+    @Test func wakeSignalWhileARequestIsReadDoesNotBreakIt() throws {
+        Signals.installWakeHandler()
+        let c = try AdapterConnection()
+        try c.send(FCGI.begin() + FCGI.stream(FCGI.params, id: 1, FCGI.pair("CONTENT_LENGTH", "3")))
+        usleep(100_000)   // the adapter is now blocked reading the body
+        c.signalServingThread(SIGALRM)
+        usleep(50_000)
+        try c.send(FCGI.record(FCGI.stdin, id: 1, Array("abc".utf8)) + FCGI.record(FCGI.stdin, id: 1, []))
+        let answer = try c.readAnswer()
+        #expect(answer.isWellFormed(id: 1))
+        #expect(answer.end?.appStatus == 0)
+        #expect(c.recorder.requests.map(\.body) == [Array("abc".utf8)])
+        #expect(try c.closedByAdapter())
+        #expect(c.servedToTheEnd())
     }
 }
