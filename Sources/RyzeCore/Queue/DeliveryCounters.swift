@@ -4,41 +4,25 @@ import Glibc
 #endif
 
 /// `deliveries.counters`: the deliverer's figures that the queue does not hold, in a small file
-/// mapped by every process of the deployment (the `ChangeCounter` pattern), so that any worker's
+/// mapped by every process of the deployment (`SharedWords`), so that any worker's
 /// status page reads them with a few memory loads. Delivered and dropped deliveries leave the
 /// queue; what is in flight is known only to the deliverer.
 ///
-/// Plain 64-bit words changed only by atomic operations: a process killed at any instant leaves
-/// nothing locked or half-written. The totals count since the file was made (they survive
+/// The totals count since the file was made (they survive
 /// restarts of the deliverer, not the loss of the file); they are figures for people and
 /// monitoring, not durable records.
 public final class DeliveryCounters: @unchecked Sendable {
-    private let base: UnsafeMutableRawPointer
-    private let size = 4096
+    private let words: SharedWords
 
     private enum Word: Int {
         case delivered = 0, dropped = 1, inFlight = 2, delivererPID = 3
     }
 
     public init(path: String) throws(StoreError) {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError.errno("cannot open \(path)") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw StoreError.errno("cannot stat \(path)") }
-        // Concurrent creators both extend to the same size; extending never clears a word.
-        if st.st_size < size, ftruncate(fd, off_t(size)) != 0 { throw StoreError.errno("cannot size \(path)") }
-        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
-            throw StoreError.errno("cannot map \(path)")
-        }
-        base = p
+        words = try SharedWords(path: path)
     }
 
-    deinit { munmap(base, size) }
-
-    private func word(_ w: Word) -> UnsafeAtomic<UInt64> {
-        UnsafeAtomic(at: (base + w.rawValue * 8).assumingMemoryBound(to: UnsafeAtomic<UInt64>.Storage.self))
-    }
+    private func word(_ w: Word) -> UnsafeAtomic<UInt64> { words.word(w.rawValue) }
 
     public var delivered: UInt64 { word(.delivered).load(ordering: .relaxed) }
     public var dropped: UInt64 { word(.dropped).load(ordering: .relaxed) }
