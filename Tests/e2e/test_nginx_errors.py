@@ -11,6 +11,7 @@ app wrote them.
 import http.client
 import json
 import os
+import pathlib
 import re
 import signal
 import socket
@@ -214,6 +215,12 @@ def test_workers_that_are_down_are_a_json_502(fresh):
     assert d.request("GET", "/api/instance/list", token=t).status == 200
 
 
+def stopped(pid):
+    """Every thread of `pid` stopped (state T)."""
+    tasks = pathlib.Path(f"/proc/{pid}/task")
+    return all((t / "stat").read_text().rsplit(")", 1)[1].split()[0] == "T" for t in tasks.iterdir())
+
+
 def test_workers_that_do_not_answer_are_a_json_504(fresh):
     # A frozen worker (SIGSTOP): the kernel still accepts connections on its socket, so nginx
     # connects, sends the request and waits fastcgi_read_timeout (1 s here, 30 s in production).
@@ -222,6 +229,8 @@ def test_workers_that_do_not_answer_are_a_json_504(fresh):
     pids = d.worker_pids()
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
+    # The signal is delivered asynchronously: until each thread has stopped, one may still answer.
+    d.wait_for(lambda: all(stopped(pid) for pid in pids), "the workers to stop", 5)
     try:
         start = time.monotonic()
         assert_nginx_error(d.request("GET", "/api/instance/list", token=t), 504, "Upstream timed out")
@@ -291,3 +300,11 @@ def test_every_server_block_includes_the_error_pages_and_intercepts_nothing():
     for text in (example, template, ERRORS_CONF.read_text()):
         assert not re.search(r"^\s*fastcgi_intercept_errors\s+on", text, re.M)
 
+
+def test_the_readme_lists_every_message():
+    readme = (ROOT / "README.md").read_text()
+    answers = re.findall(r"return (\d{3}) '(\{.*\})';", ERRORS_CONF.read_text())
+    assert len(answers) >= 13
+    for status, body in answers:
+        message = re.search(r'"message":"([^"]+)"', body)[1]
+        assert re.search(rf"\| {status}[^|\n]*\| `{re.escape(message)}` \|", readme), (status, message)
