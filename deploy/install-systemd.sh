@@ -14,7 +14,7 @@ if [ "${1:-install}" = uninstall ]; then
     systemctl disable --now ryze-events-deliver.service || true
     systemctl disable --now ryze-events.service || true
     rm -f /etc/systemd/system/ryze-events-deliver.service /etc/systemd/system/ryze-events.service /usr/local/bin/ryze-events /etc/nginx/sites-enabled/ryze-events \
-        /etc/nginx/ryze-events-fastcgi-params
+        /etc/nginx/ryze-events-fastcgi-params /etc/nginx/ryze-events-errors.conf
     rm -rf /usr/local/lib/ryze-events
     systemctl daemon-reload
     echo "removed; data kept in /var/lib/ryze-events, user ryze-events kept"
@@ -34,8 +34,10 @@ id -nG www-data | grep -qw ryze-events || { usermod -aG ryze-events www-data; NG
 
 install -m 0644 deploy/ryze-events.service /etc/systemd/system/ryze-events.service
 install -m 0644 deploy/ryze-events-deliver.service /etc/systemd/system/ryze-events-deliver.service
-# The FastCGI parameters the site includes: replaced on every upgrade, like the binary.
+# The FastCGI parameters and nginx's error answers the site includes: replaced on every
+# upgrade, like the binary.
 install -m 0644 deploy/fastcgi_params.ryze-events /etc/nginx/ryze-events-fastcgi-params
+install -m 0644 deploy/nginx-errors.conf /etc/nginx/ryze-events-errors.conf
 [ -f /etc/default/ryze-events ] || printf 'WORKERS=4\nTHREADS=8\nSERVE_ARGS="--status-path /status"\n' >/etc/default/ryze-events
 grep -q '^DELIVER_ARGS=' /etc/default/ryze-events || echo 'DELIVER_ARGS=' >>/etc/default/ryze-events
 if [ ! -e /etc/nginx/sites-available/ryze-events ]; then

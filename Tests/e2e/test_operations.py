@@ -144,10 +144,12 @@ def test_systemd_unit_verifies(tmp_path):
 
 
 def test_nginx_conf_example_passes_nginx_t_with_its_params_file(tmp_path):
-    # As install-systemd.sh lays it out: the site next to ryze-events-fastcgi-params, nchan
-    # loaded as Debian's modules-enabled does. `nginx -t` binds the listening sockets: the
-    # fanout socket's directory (the service's RuntimeDirectory) is moved into tmp_path.
+    # As install-systemd.sh lays it out: the site next to ryze-events-fastcgi-params and
+    # ryze-events-errors.conf, nchan loaded as Debian's modules-enabled does. `nginx -t` binds the
+    # listening sockets: the fanout socket's directory (the service's RuntimeDirectory) is moved
+    # into tmp_path.
     shutil.copy(ROOT / "deploy" / "fastcgi_params.ryze-events", tmp_path / "ryze-events-fastcgi-params")
+    shutil.copy(ROOT / "deploy" / "nginx-errors.conf", tmp_path / "ryze-events-errors.conf")
     site = (ROOT / "nginx.conf.example").read_text()
     assert "listen unix:/run/ryze-events/fanout.sock;" in site
     (tmp_path / "site.conf").write_text(site.replace("/run/ryze-events/fanout.sock", f"{tmp_path}/fanout.sock"))

@@ -384,3 +384,21 @@ def test_production_config_pings_within_thirty_seconds():
     assert "nchan_store_messages off;" in example and "nchan_subscriber_first_message newest;" in example
     local = (ROOT / "deploy" / "local-run.sh").read_text()
     assert re.search(r"@WS_PING_INTERVAL@\|(\d+)\|", local) and int(re.search(r"@WS_PING_INTERVAL@\|(\d+)\|", local)[1]) <= 30
+
+
+def test_an_idle_subscriber_outlives_nginxs_client_timeouts(fresh):
+    """nginx's client_header_timeout, client_body_timeout, send_timeout and keepalive_timeout
+    (10 s and 30 s in the templates) must not end a WebSocket that is quiet between pings
+    (30 s in production): here they are 1 s, the ping interval 30 s, and the subscriber idles 4 s."""
+    dep = fresh(ws_ping_interval=30, args=FAST + ["--base-url", "https://api.example"],
+                nginx_server="client_header_timeout 1s; client_body_timeout 1s; send_timeout 1s; keepalive_timeout 1s;")
+    token = dep.account("idle")
+    pub = dep.cli("publisher", "create", "--name", "idle-producer").stdout.strip()
+    instance(dep, token, "quiet")
+    s = Subscriber(dep, f"/ws/quiet?token={token}")
+    assert s.status == 101
+    time.sleep(4)
+    assert s.closed is None and not s.pings
+    publish(dep, pub, "quiet", "call.update", {"n": 1})
+    assert json.loads(s.next()) == envelope("call.update", {"n": 1}, "quiet")
+    s.close()
