@@ -248,7 +248,7 @@ def test_500_and_503_as_nginx_makes_them(fresh):
     d = fresh(workers=1, nginx_server="location = /__test/500 { return 500; }\n"
                                       "        location = /__test/503 { return 503; }")
     assert_nginx_error(d.request("GET", "/__test/500"), 500, "Internal server error")
-    assert_nginx_error(d.request("GET", "/__test/503"), 503, "Service unavailable")
+    assert_nginx_error(d.request("GET", "/__test/503"), 503, "Service temporarily unavailable")
 
 
 def closes_without_answering(s, within):
