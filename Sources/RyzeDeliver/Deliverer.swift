@@ -16,18 +16,23 @@ extension HTTPClient: DeliveryTransport {}
 ///
 /// Threads:
 /// - the scheduler (the thread that calls `run`) follows the queue and the configuration,
-///   drops deliveries whose label or instance went away, and hands due deliveries to the
-///   senders, earliest first, within the bounds: at most `concurrency` attempts in flight, at
-///   most `perEndpoint` to one endpoint, none to a paused endpoint (`EndpointTable`);
-/// - `concurrency` sender threads, each with its own transport (libcurl handle), make one
-///   attempt at a time and record its outcome in the queue (their writes share `fdatasync`s
-///   through the queue's group commit).
+///   keeps the pending deliveries in a `DispatchIndex` (by endpoint and due time, updated from
+///   the queue's change journal: O(changes), not O(backlog), per pass), drops deliveries whose
+///   label or instance went away, and hands due deliveries to the senders within the bounds:
+///   at most `concurrency` attempts in flight, at most `perEndpoint` to one endpoint, none to a
+///   paused endpoint;
+/// - `concurrency` sender threads, each with its own transport (libcurl handle, whose
+///   connections stay alive between its requests), make one attempt at a time and record its
+///   outcome in the queue (their writes share `fdatasync`s through the queue's group commit).
 ///
-/// `monitor` guards `jobs`, `inFlight`, `held`, `endpoints`, `wake`, `stopping`, `fatal` and
-/// `liveSenders`. It is a leaf: no store is read or written while it is held.
+/// `monitor` guards `jobs`, `inFlight`, `finishedIDs`, `index`, `wake`, `stopping`, `fatal`
+/// and `liveSenders`. It is a leaf: no store is read or written while it is held. `held` and
+/// the scheduler's own variables belong to the scheduler thread.
 ///
 /// A delivery is in `inFlight` from its hand-off until its outcome is in the queue's state (the
-/// queue applies a record before `write` returns), so the scheduler never hands it out twice.
+/// queue applies a record before `write` returns), so the scheduler never hands it out twice;
+/// while in flight it is not in the index, and the journal's news of it is ignored: its sender
+/// puts it in `finishedIDs` when done, and the scheduler reads it from the queue again then.
 /// An attempt whose outcome could not be written is not recorded: the delivery stays due and is
 /// sent again after `holdSeconds` (at least once, SPEC §6.3).
 public final class Deliverer: @unchecked Sendable {
@@ -47,12 +52,15 @@ public final class Deliverer: @unchecked Sendable {
         /// Longest sleep of the scheduler when nothing wakes it: the most a newly queued
         /// delivery waits before it is seen.
         public var pollInterval: Double
-        /// Shortest time between two passes over the queue while work keeps finishing.
-        public var minScanInterval: Double
+        /// Shortest time between two readings of every pending delivery after the
+        /// configuration changed (to drop those of labels that went away, and file the others
+        /// under their endpoints as the configuration now says). Each attempt checks its own
+        /// label's configuration just before it starts, whatever this is.
+        public var minSweepInterval: Double
 
         public init(concurrency: Int = 16, perEndpoint: Int = 4, retry: RetryPolicy = RetryPolicy.parse(RetryPolicy.defaultSchedule)!,
                     timeout: Double = 15, allowPrivateTargets: Bool = false, pauseAfterFailures: Int = 3,
-                    pollInterval: Double = 0.05, minScanInterval: Double = 0.01) {
+                    pollInterval: Double = 0.05, minSweepInterval: Double = 1) {
             self.concurrency = concurrency
             self.perEndpoint = perEndpoint
             self.retry = retry
@@ -60,7 +68,7 @@ public final class Deliverer: @unchecked Sendable {
             self.allowPrivateTargets = allowPrivateTargets
             self.pauseAfterFailures = pauseAfterFailures
             self.pollInterval = pollInterval
-            self.minScanInterval = minScanInterval
+            self.minSweepInterval = minSweepInterval
         }
     }
 
@@ -89,14 +97,19 @@ public final class Deliverer: @unchecked Sendable {
         let target: WebhookTarget
     }
     private var jobs: [Job] = []
+    private var jobsHead = 0
     private var inFlight: Set<DeliveryID> = []
-    /// Deliveries not to hand out before a monotonic time (their outcome could not be recorded).
-    private var held: [DeliveryID: Double] = [:]
-    private var endpoints: EndpointTable
+    /// Deliveries whose attempt is over, to be read from the queue again; true when the
+    /// outcome could not be recorded (the delivery is held back `holdSeconds`).
+    private var finishedIDs: [(id: DeliveryID, unrecorded: Bool)] = []
+    private var index: DispatchIndex
     private var wake = false
     private var stopping = false
     private var fatal: String?
     private var liveSenders = 0
+    /// Scheduler thread only: deliveries not to hand out before a wall-clock time (Unix µs),
+    /// their outcome could not be recorded.
+    private var held: [DeliveryID: UInt64] = [:]
 
     public init(configuration: Configuration, queue: QueueStore, store: LogStore, secrets: SecretBox,
                 stripMedia: @escaping MediaStripper, clock: WallClock = .system, logger: Logger = Logger(label: "ryze.deliver"),
@@ -111,7 +124,7 @@ public final class Deliverer: @unchecked Sendable {
         self.logger = logger
         self.resolver = resolver ?? TargetResolver(allowPrivate: configuration.allowPrivateTargets)
         self.makeTransport = makeTransport
-        endpoints = EndpointTable(perEndpoint: configuration.perEndpoint, pauseAfter: configuration.pauseAfterFailures)
+        index = DispatchIndex(perEndpoint: configuration.perEndpoint, pauseAfter: configuration.pauseAfterFailures)
     }
 
     /// Asks `run` to return: no new attempt starts; attempts in flight finish (each within the
@@ -119,7 +132,8 @@ public final class Deliverer: @unchecked Sendable {
     public func stop() {
         monitor.withLock {
             stopping = true
-            monitor.broadcast()
+            monitor.broadcast(.scheduler)
+            monitor.broadcast(.senders)
         }
     }
 
@@ -138,12 +152,13 @@ public final class Deliverer: @unchecked Sendable {
         let deadline = monotonicSeconds() + configuration.timeout + 5
         return monitor.withLock {
             // Hand-offs nobody started are simply not made now; they stay due in the queue.
-            for job in jobs {
+            for job in jobs[jobsHead...] {
                 inFlight.remove(job.delivery.id)
-                endpoints.finished(job.target.endpoint, .noRequest)
+                index.finished(job.target.endpoint, .noRequest)
             }
             jobs.removeAll()
-            monitor.broadcast()
+            jobsHead = 0
+            monitor.broadcast(.senders)
             while liveSenders > 0 {
                 let left = deadline - monotonicSeconds()
                 if left <= 0 {
@@ -151,7 +166,7 @@ public final class Deliverer: @unchecked Sendable {
                                    metadata: ["in_flight": "\(inFlight.count)"])
                     break
                 }
-                monitor.wait(seconds: left)
+                monitor.wait(.scheduler, seconds: left)
             }
             return fatal.map(StopReason.queueUnwritable) ?? .requested
         }
@@ -159,110 +174,169 @@ public final class Deliverer: @unchecked Sendable {
 
     // MARK: scheduler
 
+    /// What the scheduler knows of the queue and the configuration between passes.
+    private struct Follow {
+        /// The queue's generation and journal position the index has caught up with (nil:
+        /// read the whole queue).
+        var generation: UInt64 = 0
+        var cursor: Int?
+        var configVersion = -1
+        var targets = TargetCache()
+        /// The configuration changed since every pending delivery was last looked up.
+        var sweepDue = false
+        var lastSweep = -Double.infinity
+        var lastRefreshError = -Double.infinity
+    }
+
     private func schedule() {
-        var lastQueueVersion = -1
-        var lastConfigVersion = -1
-        var knownNextDue: UInt64?
-        var lastScan = 0.0
-        var lastFullScan = 0.0
-        var lastRefreshError = -1000.0
+        var follow = Follow()
         while true {
             let stop = monitor.withLock { stopping }
             if stop { return }
 
             do {
+                // The queue first: a delivery read from it has its label's configuration in
+                // the store read after (a webhook is saved before an event is queued for it).
                 try queue.refresh()
                 try store.refresh()
             } catch {
-                if monotonicSeconds() - lastRefreshError > 10 {
+                if monotonicSeconds() - follow.lastRefreshError > 10 {
                     logger.error("cannot follow the queue or the configuration; retrying", metadata: ["error": "\(error)"])
-                    lastRefreshError = monotonicSeconds()
+                    follow.lastRefreshError = monotonicSeconds()
                 }
                 sleepUnlessWoken(configuration.pollInterval * 10)
                 continue
             }
-            let queueVersion = queue.read { $0.recordCount }
-            let configVersion = store.read { $0.recordCount }
+            monitor.withLock { wake = false }
+            catchUp(&follow)
+            let again = dispatch(&follow)
+            if again { continue }
             let now = clock.nowMicroseconds()
-            let mono = monotonicSeconds()
-            let woken = monitor.withLock { () -> Bool in
-                defer { wake = false }
-                return wake
-            }
-            let configChanged = configVersion != lastConfigVersion
-            let needed = woken || configChanged || queueVersion != lastQueueVersion
-                || knownNextDue.map { $0 <= now } ?? false || mono - lastFullScan >= 1
-            if needed {
-                if mono - lastScan < configuration.minScanInterval {
-                    sleepUnlessWoken(configuration.minScanInterval - (mono - lastScan))
-                    monitor.withLock { wake = wake || woken }
-                    continue
-                }
-                lastScan = mono
-                lastFullScan = mono
-                lastQueueVersion = queueVersion
-                lastConfigVersion = configVersion
-                knownNextDue = scan(now: now, sweep: configChanged)
-            }
             var sleep = configuration.pollInterval
-            if let next = knownNextDue { sleep = min(sleep, Double(next > now ? next - now : 0) / 1e6) }
-            sleepUnlessWoken(sleep)
+            if let next = monitor.withLock({ index.nextTime }) { sleep = min(sleep, Double(next > now ? next - now : 0) / 1e6) }
+            if follow.sweepDue { sleep = min(sleep, max(0, follow.lastSweep + configuration.minSweepInterval - monotonicSeconds())) }
+            if sleep > 0 { sleepUnlessWoken(sleep) }
         }
     }
 
     private func sleepUnlessWoken(_ seconds: Double) {
         monitor.withLock {
-            if !wake && !stopping { monitor.wait(seconds: seconds) }
+            if !wake && !stopping { monitor.wait(.scheduler, seconds: seconds) }
         }
     }
 
-    /// One pass: hands out what is due and may start, drops what may never be sent (every
-    /// pending delivery when `sweep`, the due ones otherwise). Returns when to look again for
-    /// due work (the earliest due time of what is not due, or the end of a pause).
-    private func scan(now: UInt64, sweep: Bool) -> UInt64? {
-        let (skip, heldIDs) = monitor.withLock { () -> (Set<DeliveryID>, Set<DeliveryID>) in
-            let mono = monotonicSeconds()
-            held = held.filter { $0.value > mono }
-            return (inFlight, Set(held.keys))
+    /// Brings the index up to date with the queue: the deliveries the journal says changed and
+    /// those whose attempt finished, or every pending one (at start, after the queue was
+    /// replayed anew, or for a sweep after the configuration changed).
+    private func catchUp(_ follow: inout Follow) {
+        let configVersion = store.read { $0.recordCount }
+        if configVersion != follow.configVersion {
+            follow.configVersion = configVersion
+            follow.targets.removeAll()
+            follow.sweepDue = true
         }
-        let (due, nextDue) = queue.read { $0.due(at: now, where: { !skip.contains($0.id) && !heldIDs.contains($0.id) }) }
-        let others: [DeliveryQueue.Delivery] = sweep ? queue.read { q in q.pending.values.filter { $0.nextDue > now && !skip.contains($0.id) } } : []
+        let mono = monotonicSeconds()
+        let sweep = follow.cursor == nil || (follow.sweepDue && mono - follow.lastSweep >= configuration.minSweepInterval)
+        let (skip, finished) = monitor.withLock { () -> (Set<DeliveryID>, [(id: DeliveryID, unrecorded: Bool)]) in
+            defer { finishedIDs.removeAll() }
+            return (inFlight, finishedIDs)
+        }
+        let now = clock.nowMicroseconds()
+        for f in finished where f.unrecorded { held[f.id] = now + UInt64(holdSeconds * 1e6) }
+        if !held.isEmpty { held = held.filter { $0.value > now } }
 
-        var drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)] = []
-        var sendable: [(DeliveryQueue.Delivery, WebhookTarget)] = []
-        store.read { state in
-            for d in due {
-                switch WebhookTarget.lookup(d, in: state) {
-                case .send(let t): sendable.append((d, t))
-                case .drop(let reason): drops.append((d.id, reason, d))
+        // Read outside the monitor: the queue's state, then the configuration.
+        var whole = false
+        var changed: [(id: DeliveryID, delivery: DeliveryQueue.Delivery?)] = []
+        queue.read { q in
+            var ids: ArraySlice<DeliveryID>?
+            if !sweep, let cursor = follow.cursor, follow.generation == q.generation { ids = q.changedIDs(since: cursor) }
+            // Each delivery once: the journal names one as often as it changed, and a finished
+            // attempt's delivery is in the journal too (or in the whole queue).
+            var seen = Set<DeliveryID>()
+            if let ids {
+                for id in ids where !skip.contains(id) && seen.insert(id).inserted { changed.append((id, q.pending[id])) }
+            } else {
+                whole = true
+                for d in q.pending.values where !skip.contains(d.id) {
+                    seen.insert(d.id)
+                    changed.append((d.id, d))
                 }
             }
-            for d in others {
-                if case .drop(let reason) = WebhookTarget.lookup(d, in: state) { drops.append((d.id, reason, d)) }
-            }
+            for f in finished where seen.insert(f.id).inserted { changed.append((f.id, q.pending[f.id])) }
+            follow.generation = q.generation
+            follow.cursor = q.changeCursor
         }
-        if !drops.isEmpty { recordDrops(drops) }
-
-        var wakeAt = nextDue
-        monitor.withLock {
-            var handed = 0
-            for (d, t) in sendable {
-                guard inFlight.count < configuration.concurrency else { break }
-                guard endpoints.mayStart(t.endpoint, now: now) else {
-                    if let until = endpoints.pausedUntil(t.endpoint, now: now) { wakeAt = min(wakeAt ?? until, until) }
+        if whole {
+            follow.sweepDue = false
+            follow.lastSweep = mono
+        }
+        var drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)] = []
+        var filed: [(DeliveryQueue.Delivery, WebhookTarget)] = []
+        var gone: [DeliveryID] = []
+        store.read { state in
+            for (id, delivery) in changed {
+                guard let d = delivery else {
+                    gone.append(id)
                     continue
                 }
-                inFlight.insert(d.id)
-                endpoints.started(t.endpoint)
-                jobs.append(Job(delivery: d, target: t))
-                handed += 1
+                switch follow.targets.lookup(d, in: state) {
+                case .send(let t): filed.append((d, t))
+                case .drop(let reason): drops.append((id, reason, d))
+                }
             }
-            if handed > 0 { monitor.broadcast() }
         }
-        return wakeAt
+        monitor.withLock {
+            if whole { index.removeAll() }
+            for id in gone { index.remove(id) }
+            for (id, _, _) in drops { index.remove(id) }
+            for (d, t) in filed where !inFlight.contains(d.id) {
+                index.upsert(d, target: t, due: max(d.nextDue, held[d.id] ?? 0))
+            }
+        }
+        if !drops.isEmpty, !recordDrops(drops) { follow.sweepDue = true }
     }
 
-    private func recordDrops(_ drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)]) {
+    /// Hands out what may start now, each checked against its label's configuration as it is
+    /// now. True when some went back to the index (their endpoint changed): look again at once.
+    private func dispatch(_ follow: inout Follow) -> Bool {
+        let now = clock.nowMicroseconds()
+        let candidates = monitor.withLock { () -> [DispatchIndex.Entry] in
+            var out: [DispatchIndex.Entry] = []
+            while inFlight.count < configuration.concurrency, let e = index.take(now: now) {
+                inFlight.insert(e.delivery.id)
+                out.append(e)
+            }
+            return out
+        }
+        guard !candidates.isEmpty else { return false }
+        let lookups = store.read { state in candidates.map { follow.targets.lookup($0.delivery, in: state) } }
+        var drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)] = []
+        var refiled = false
+        monitor.withLock {
+            for (e, lookup) in zip(candidates, lookups) {
+                switch lookup {
+                case .send(let t) where t.endpoint == e.target.endpoint:
+                    jobs.append(Job(delivery: e.delivery, target: t))
+                    monitor.signal(.senders)
+                case .send(let t):
+                    inFlight.remove(e.delivery.id)
+                    index.finished(e.target.endpoint, .noRequest)
+                    index.upsert(e.delivery, target: t, due: e.due)
+                    refiled = true
+                case .drop(let reason):
+                    inFlight.remove(e.delivery.id)
+                    index.finished(e.target.endpoint, .noRequest)
+                    drops.append((e.delivery.id, reason, e.delivery))
+                }
+            }
+        }
+        if !drops.isEmpty, !recordDrops(drops) { follow.sweepDue = true }
+        return refiled
+    }
+
+    /// False when the drops could not be written (they are tried again at the next sweep).
+    private func recordDrops(_ drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)]) -> Bool {
         do {
             let n = try queue.drop(drops.map { ($0.id, $0.reason) })
             queue.counters.countDropped(n)
@@ -272,8 +346,10 @@ public final class Deliverer: @unchecked Sendable {
                     "event_id": "\(d.delivery.event.id)", "delivery": "\(d.id)", "reason": "\(d.reason)",
                 ])
             }
+            return true
         } catch {
             noteWriteFailure(error, what: "dropped deliveries")
+            return false
         }
     }
 
@@ -288,7 +364,7 @@ public final class Deliverer: @unchecked Sendable {
         }
         monitor.withLock {
             liveSenders -= 1
-            monitor.broadcast()
+            monitor.broadcast(.scheduler)
         }
     }
 
@@ -297,8 +373,17 @@ public final class Deliverer: @unchecked Sendable {
         monitor.withLock {
             while true {
                 if stopping { return nil }
-                if !jobs.isEmpty { return jobs.removeFirst() }
-                monitor.wait(seconds: nil)
+                if jobsHead < jobs.count {
+                    let job = jobs[jobsHead]
+                    jobsHead += 1
+                    // Reclaimed once drained, so `jobs` never holds more than one pass's hand-outs.
+                    if jobsHead == jobs.count {
+                        jobs.removeAll(keepingCapacity: true)
+                        jobsHead = 0
+                    }
+                    return job
+                }
+                monitor.wait(.senders, seconds: nil)
             }
         }
     }
@@ -394,10 +479,10 @@ public final class Deliverer: @unchecked Sendable {
         }
         monitor.withLock {
             inFlight.remove(d.id)
-            if !recorded { held[d.id] = monotonicSeconds() + holdSeconds }
-            endpoints.finished(job.target.endpoint, endpointResult)
+            finishedIDs.append((d.id, !recorded))
+            index.finished(job.target.endpoint, endpointResult)
             wake = true
-            monitor.broadcast()
+            monitor.signal(.scheduler)
         }
     }
 
@@ -434,7 +519,8 @@ public final class Deliverer: @unchecked Sendable {
             monitor.withLock {
                 if fatal == nil { fatal = e.description }
                 stopping = true
-                monitor.broadcast()
+                monitor.broadcast(.scheduler)
+                monitor.broadcast(.senders)
             }
         } else {
             logger.error("cannot record \(what); it will be attempted again", metadata: ["error": "\(error)"])

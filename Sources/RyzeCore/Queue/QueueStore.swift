@@ -90,7 +90,9 @@ public final class QueueStore: EventQueue {
         guard !drops.isEmpty else { return 0 }
         let now = clock.nowMicroseconds()
         return try log.write { queue -> (QueueRecord?, Int) in
-            let records = drops.filter { queue.pending[$0.id] != nil }.map { QueueRecord.dropped(id: $0.id, at: now, reason: $0.reason) }
+            var seen = Set<DeliveryID>()
+            let records = drops.filter { queue.pending[$0.id] != nil && seen.insert($0.id).inserted }
+                .map { QueueRecord.dropped(id: $0.id, at: now, reason: $0.reason) }
             return (QueueStore.single(records), records.count)
         }
     }
