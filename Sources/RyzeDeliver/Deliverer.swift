@@ -22,17 +22,23 @@ extension HTTPClient: DeliveryTransport {}
 ///   at most `concurrency` attempts in flight, at most `perEndpoint` to one endpoint, none to a
 ///   paused endpoint;
 /// - `concurrency` sender threads, each with its own transport (libcurl handle, whose
-///   connections stay alive between its requests), make one attempt at a time and record its
-///   outcome in the queue (their writes share `fdatasync`s through the queue's group commit).
+///   connections stay alive between its requests), make one attempt at a time and hand its
+///   outcome to the recorder, then take the next hand-off at once;
+/// - the recorder writes every outcome handed to it since its last write in one record (one
+///   append, one `fdatasync`), then logs them: the disk's latency is paid once per batch, and
+///   never by a sender between two requests.
 ///
-/// `monitor` guards `jobs`, `inFlight`, `finishedIDs`, `index`, `wake`, `stopping`, `fatal`
-/// and `liveSenders`. It is a leaf: no store is read or written while it is held. `held` and
-/// the scheduler's own variables belong to the scheduler thread.
+/// `monitor` guards `jobs`, `active`, `inFlight`, `outcomes`, `finishedIDs`, `index`, `wake`,
+/// `stopping`, `fatal`, `liveSenders` and `recorderLive`. It is a leaf: no store is read or
+/// written while it is held. `held` and the scheduler's own variables belong to the scheduler
+/// thread.
 ///
 /// A delivery is in `inFlight` from its hand-off until its outcome is in the queue's state (the
 /// queue applies a record before `write` returns), so the scheduler never hands it out twice;
-/// while in flight it is not in the index, and the journal's news of it is ignored: its sender
-/// puts it in `finishedIDs` when done, and the scheduler reads it from the queue again then.
+/// while in flight it is not in the index, and the journal's news of it is ignored: the
+/// recorder puts it in `finishedIDs` once written, and the scheduler reads it from the queue
+/// again then. `active` counts the hand-offs whose request is not over (at most `concurrency`);
+/// the others in `inFlight` wait for the recorder (at most `maxUnrecorded`).
 /// An attempt whose outcome could not be written is not recorded: the delivery stays due and is
 /// sent again after `holdSeconds` (at least once, SPEC §6.3).
 public final class Deliverer: @unchecked Sendable {
@@ -98,7 +104,19 @@ public final class Deliverer: @unchecked Sendable {
     }
     private var jobs: [Job] = []
     private var jobsHead = 0
+    private var active = 0
     private var inFlight: Set<DeliveryID> = []
+    /// Attempts over, for the recorder.
+    private struct Finished {
+        let job: Job
+        let result: AttemptResult
+        let attempt: UInt32
+    }
+    private var outcomes: [Finished] = []
+    private var recorderLive = false
+    /// Attempts over but not yet recorded at most: beyond it no new attempt starts (a disk that
+    /// cannot keep up slows the senders down instead of piling up outcomes).
+    private var maxUnrecorded: Int { max(64, 4 * configuration.concurrency) }
     /// Deliveries whose attempt is over, to be read from the queue again; true when the
     /// outcome could not be recorded (the delivery is held back `holdSeconds`).
     private var finishedIDs: [(id: DeliveryID, unrecorded: Bool)] = []
@@ -134,6 +152,7 @@ public final class Deliverer: @unchecked Sendable {
             stopping = true
             monitor.broadcast(.scheduler)
             monitor.broadcast(.senders)
+            monitor.broadcast(.recorder)
         }
     }
 
@@ -143,23 +162,29 @@ public final class Deliverer: @unchecked Sendable {
     public func run() -> StopReason {
         queue.counters.claim(pid: getpid())
         defer { queue.counters.release(pid: getpid()) }
-        monitor.withLock { liveSenders = configuration.concurrency }
+        monitor.withLock {
+            liveSenders = configuration.concurrency
+            recorderLive = true
+        }
         for _ in 0..<configuration.concurrency {
             let transportFactory = makeTransport
             startThread { [self] in senderLoop(transportFactory()) }
         }
+        startThread { [self] in recorderLoop() }
         schedule()
         let deadline = monotonicSeconds() + configuration.timeout + 5
         return monitor.withLock {
             // Hand-offs nobody started are simply not made now; they stay due in the queue.
             for job in jobs[jobsHead...] {
                 inFlight.remove(job.delivery.id)
+                active -= 1
                 index.finished(job.target.endpoint, .noRequest)
             }
             jobs.removeAll()
             jobsHead = 0
             monitor.broadcast(.senders)
-            while liveSenders > 0 {
+            monitor.broadcast(.recorder)
+            while liveSenders > 0 || recorderLive {
                 let left = deadline - monotonicSeconds()
                 if left <= 0 {
                     logger.warning("stopping with attempts still in flight; they were not recorded and will be made again",
@@ -303,8 +328,9 @@ public final class Deliverer: @unchecked Sendable {
         let now = clock.nowMicroseconds()
         let candidates = monitor.withLock { () -> [DispatchIndex.Entry] in
             var out: [DispatchIndex.Entry] = []
-            while inFlight.count < configuration.concurrency, let e = index.take(now: now) {
+            while active < configuration.concurrency, inFlight.count - active < maxUnrecorded, let e = index.take(now: now) {
                 inFlight.insert(e.delivery.id)
+                active += 1
                 out.append(e)
             }
             return out
@@ -321,11 +347,13 @@ public final class Deliverer: @unchecked Sendable {
                     monitor.signal(.senders)
                 case .send(let t):
                     inFlight.remove(e.delivery.id)
+                    active -= 1
                     index.finished(e.target.endpoint, .noRequest)
                     index.upsert(e.delivery, target: t, due: e.due)
                     refiled = true
                 case .drop(let reason):
                     inFlight.remove(e.delivery.id)
+                    active -= 1
                     index.finished(e.target.endpoint, .noRequest)
                     drops.append((e.delivery.id, reason, e.delivery))
                 }
@@ -358,13 +386,28 @@ public final class Deliverer: @unchecked Sendable {
     private func senderLoop(_ transport: any DeliveryTransport) {
         while let job = nextJob() {
             queue.counters.attemptStarted()
-            let (outcome, attempt) = attempt(job, transport)
+            let (result, attempt) = attempt(job, transport)
             queue.counters.attemptEnded()
-            finish(job, outcome, attempt: attempt)
+            let endpointResult: EndpointTable.Result
+            switch result.outcome {
+            case .delivered: endpointResult = .succeeded
+            case .retry(_, let nextDue) where result.requestMade: endpointResult = .failed(nextDue: nextDue)
+            case .dead where result.requestMade: endpointResult = .failed(nextDue: nil)
+            default: endpointResult = .noRequest
+            }
+            monitor.withLock {
+                active -= 1
+                index.finished(job.target.endpoint, endpointResult)
+                outcomes.append(Finished(job: job, result: result, attempt: attempt))
+                monitor.signal(.recorder)
+                wake = true
+                monitor.signal(.scheduler)
+            }
         }
         monitor.withLock {
             liveSenders -= 1
             monitor.broadcast(.scheduler)
+            monitor.broadcast(.recorder)
         }
     }
 
@@ -453,34 +496,58 @@ public final class Deliverer: @unchecked Sendable {
         }
     }
 
-    private func finish(_ job: Job, _ result: AttemptResult, attempt: UInt32) {
-        let d = job.delivery
-        var recorded = false
-        do {
-            recorded = try queue.record(result.outcome, for: d.id, attempt: attempt)
-        } catch {
-            noteWriteFailure(error, what: "the outcome of delivery \(d.id)")
-        }
-        if recorded {
-            switch result.outcome {
-            case .delivered: queue.counters.countDelivered()
-            case .dropped: queue.counters.countDropped()
-            default: break
+    // MARK: recorder
+
+    /// Writes the outcomes the senders hand over, each batch in one record, until stopping and
+    /// every sender is gone (their last outcomes are written too).
+    private func recorderLoop() {
+        while let batch = nextOutcomes() {
+            var start = 0
+            while start < batch.count {
+                let end = min(batch.count, start + QueueStore.maxOutcomesPerRecord)
+                record(batch[start..<end])
+                start = end
             }
         }
-        log(job, result, attempt: attempt, recorded: recorded)
+        monitor.withLock {
+            recorderLive = false
+            monitor.broadcast(.scheduler)
+        }
+    }
 
-        let endpointResult: EndpointTable.Result
-        switch result.outcome {
-        case .delivered: endpointResult = .succeeded
-        case .retry(_, let nextDue) where result.requestMade: endpointResult = .failed(nextDue: nextDue)
-        case .dead where result.requestMade: endpointResult = .failed(nextDue: nil)
-        default: endpointResult = .noRequest
+    private func nextOutcomes() -> [Finished]? {
+        monitor.withLock {
+            while outcomes.isEmpty {
+                if stopping && liveSenders == 0 { return nil }
+                monitor.wait(.recorder, seconds: nil)
+            }
+            defer { outcomes.removeAll(keepingCapacity: true) }
+            return outcomes
+        }
+    }
+
+    private func record(_ batch: ArraySlice<Finished>) {
+        var recorded = [Bool](repeating: false, count: batch.count)
+        do {
+            recorded = try queue.record(batch.map { ($0.result.outcome, $0.job.delivery.id, $0.attempt) })
+        } catch {
+            noteWriteFailure(error, what: batch.count == 1 ? "the outcome of delivery \(batch.first!.job.delivery.id)" : "the outcomes of \(batch.count) attempts")
+        }
+        for (f, ok) in zip(batch, recorded) {
+            if ok {
+                switch f.result.outcome {
+                case .delivered: queue.counters.countDelivered()
+                case .dropped: queue.counters.countDropped()
+                default: break
+                }
+            }
+            log(f.job, f.result, attempt: f.attempt, recorded: ok)
         }
         monitor.withLock {
-            inFlight.remove(d.id)
-            finishedIDs.append((d.id, !recorded))
-            index.finished(job.target.endpoint, endpointResult)
+            for (f, ok) in zip(batch, recorded) {
+                inFlight.remove(f.job.delivery.id)
+                finishedIDs.append((f.job.delivery.id, !ok))
+            }
             wake = true
             monitor.signal(.scheduler)
         }
@@ -521,6 +588,7 @@ public final class Deliverer: @unchecked Sendable {
                 stopping = true
                 monitor.broadcast(.scheduler)
                 monitor.broadcast(.senders)
+                monitor.broadcast(.recorder)
             }
         } else {
             logger.error("cannot record \(what); it will be attempted again", metadata: ["error": "\(error)"])

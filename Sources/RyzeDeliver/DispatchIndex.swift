@@ -48,6 +48,8 @@ struct DispatchIndex {
     private var armed: [Endpoint: (at: UInt64, order: UInt64)] = [:]
     private var armings: UInt64 = 0
     private(set) var endpoints: EndpointTable
+    /// Heap entries `take` looked at, all told: what hand-outs cost, for tests.
+    private(set) var examined = 0
 
     init(perEndpoint: Int, pauseAfter: Int) {
         endpoints = EndpointTable(perEndpoint: perEndpoint, pauseAfter: pauseAfter)
@@ -80,6 +82,7 @@ struct DispatchIndex {
     /// in flight to its endpoint (`finished` must follow); earliest armed endpoint first.
     mutating func take(now: UInt64) -> Entry? {
         while let top = ready.min, top.at <= now {
+            examined += 1
             ready.removeMin()
             guard let current = armed[top.endpoint], current.at == top.at, current.order == top.order else { continue }
             armed[top.endpoint] = nil
@@ -113,6 +116,7 @@ struct DispatchIndex {
     private mutating func head(of endpoint: Endpoint) -> Item? {
         while let top = queues[endpoint]?.min {
             if let e = entries[top.id], e.due == top.due, e.target.endpoint == endpoint { return top }
+            examined += 1
             queues[endpoint]!.removeMin()
         }
         queues[endpoint] = nil

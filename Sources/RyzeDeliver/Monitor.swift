@@ -6,13 +6,14 @@ import Glibc
 /// clock step must not make the scheduler sleep for an hour). RyzeCore's locks are its own and
 /// have no timed wait; this is the deliverer's.
 ///
-/// Two conditions, so that waking one kind of waiter does not wake the other: the scheduler
-/// is woken at every finished attempt, and waking every idle sender each time was a herd of
-/// futile wake-ups on a machine of two cores.
+/// A condition per kind of waiter, so that waking one does not wake the others: the
+/// scheduler is woken at every finished attempt, and waking every idle sender each time was a
+/// herd of futile wake-ups on a machine of two cores.
 final class Monitor: @unchecked Sendable {
-    enum Condition: Int {
+    enum Condition: Int, CaseIterable {
         case scheduler = 0
         case senders = 1
+        case recorder = 2
     }
 
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -20,19 +21,17 @@ final class Monitor: @unchecked Sendable {
 
     init() {
         mutex = .allocate(capacity: 1)
-        conditions = .allocate(capacity: 2)
+        conditions = .allocate(capacity: Condition.allCases.count)
         pthread_mutex_init(mutex, nil)
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(conditions, &attr)
-        pthread_cond_init(conditions + 1, &attr)
+        for c in Condition.allCases { pthread_cond_init(conditions + c.rawValue, &attr) }
         pthread_condattr_destroy(&attr)
     }
 
     deinit {
-        pthread_cond_destroy(conditions)
-        pthread_cond_destroy(conditions + 1)
+        for c in Condition.allCases { pthread_cond_destroy(conditions + c.rawValue) }
         pthread_mutex_destroy(mutex)
         conditions.deallocate()
         mutex.deallocate()

@@ -182,6 +182,25 @@ import Testing
         #expect(q.read { $0.pending.isEmpty })
     }
 
+    @Test func outcomesRecordedTogetherAreOneRecord() throws {
+        let dir = TempDirectory()
+        let q = try QueueStore(directory: dir.path, clock: ManualClock().wallClock)
+        try q.enqueue(Self.event("e1", labels: ["a", "b", "c"]))
+        let before = q.read { $0.recordCount }
+        let answers = try q.record([
+            (.delivered(status: 204), 1, 1),
+            (.retry(error: "HTTP 500", nextDue: 9), 2, 1),
+            (.delivered(status: 200), 1, 1),     // named twice: recorded once
+            (.delivered(status: 200), 3, 2),     // not its next attempt
+            (.delivered(status: 200), 99, 1),    // not pending
+        ])
+        #expect(answers == [true, true, false, false, false])
+        #expect(q.read { $0.recordCount } == before + 1, "one batch record, one append")
+        #expect(q.read { $0.pending[1] == nil && $0.pending[2]?.attempts == 1 && $0.pending[3]?.attempts == 0 })
+        #expect(try q.record([]).isEmpty)
+        #expect(try q.drop([(3, "label disabled"), (3, "label disabled")]) == 1, "a delivery named twice is dropped once")
+    }
+
     @Test func deadLettersListRetryAndPurge() throws {
         let dir = TempDirectory()
         let clock = ManualClock()

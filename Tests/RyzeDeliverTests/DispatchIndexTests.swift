@@ -65,6 +65,26 @@ import Testing
         #expect(Self.drain(&index, now: 6000) == [2, 1002], "each back in its turn, earliest first")
     }
 
+    /// What starved healthy endpoints under a large backlog: every pass over the queue looked
+    /// at every due delivery, the thousands of a stuck endpoint that could not start included,
+    /// so each hand-out cost O(backlog) and a stuck endpoint's backlog slowed the others to a
+    /// trickle (0.10 of their rate alone, from 24,000 deliveries each). A hand-out must cost the
+    /// same whatever the backlog of an endpoint at its bound.
+    @Test func aBlockedBacklogCostsNothingPerHandOut() {
+        var index = DispatchIndex(perEndpoint: 16, pauseAfter: 3)
+        let stuck = Self.target("stuck.example.com"), fine = Self.target("fine.example.com")
+        for k in 0..<20_000 { index.upsert(Self.delivery(DeliveryID(k), due: UInt64(k)), target: stuck, due: UInt64(k)) }
+        #expect(Self.drain(&index, now: 1_000_000).count == 16)
+        for k in 0..<2_000 {
+            let id = DeliveryID(100_000 + k)
+            index.upsert(Self.delivery(id, due: 50_000), target: fine, due: 50_000)
+            let before = index.examined
+            #expect(index.take(now: 1_000_000)?.delivery.id == id)
+            #expect(index.examined - before <= 2, "a hand-out looked at \(index.examined - before) entries")
+            index.finished(fine.endpoint, .succeeded)
+        }
+    }
+
     @Test func aPausedEndpointWaitsUntilItsPauseEnds() {
         var index = DispatchIndex(perEndpoint: 4, pauseAfter: 1)
         let a = Self.target("a.example.com"), b = Self.target("b.example.com")
