@@ -28,7 +28,11 @@ extension HTTPClient: DeliveryTransport {}
 ///   append, one `fdatasync`), then logs them: the disk's latency is paid once per batch, and
 ///   never by a sender between two requests.
 ///
-/// `monitor` guards `jobs`, `active`, `inFlight`, `outcomes`, `finishedIDs`, `index`, `wake`,
+/// A sender whose attempt is over takes its next delivery from the index itself when the
+/// scheduler has handed none out (`takeNext`); the scheduler hands out what becomes due or
+/// newly queued while senders wait.
+///
+/// `monitor` guards `jobs`, `active`, `inFlight`, `outcomes`, `pendingDrops`, `finishedIDs`, `index`, `wake`,
 /// `stopping`, `fatal`, `liveSenders` and `recorderLive`. It is a leaf: no store is read or
 /// written while it is held. `held` and the scheduler's own variables belong to the scheduler
 /// thread.
@@ -113,6 +117,8 @@ public final class Deliverer: @unchecked Sendable {
         let attempt: UInt32
     }
     private var outcomes: [Finished] = []
+    /// Deliveries a sender found it must drop, for the scheduler to record.
+    private var pendingDrops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)] = []
     private var recorderLive = false
     /// Attempts over but not yet recorded at most: beyond it no new attempt starts (a disk that
     /// cannot keep up slows the senders down instead of piling up outcomes).
@@ -238,11 +244,18 @@ public final class Deliverer: @unchecked Sendable {
             if again { continue }
             let now = clock.nowMicroseconds()
             var sleep = configuration.pollInterval
-            if let next = monitor.withLock({ index.nextTime }) { sleep = min(sleep, Double(next > now ? next - now : 0) / 1e6) }
+            // At capacity the index's next time is no reason to wake: what is due waits for a
+            // sender, and a sender whose attempt ends takes it itself (waking here for it made
+            // the scheduler spin while the senders were busy).
+            let next = monitor.withLock { hasRoom ? index.nextTime : nil }
+            if let next { sleep = min(sleep, Double(next > now ? next - now : 0) / 1e6) }
             if follow.sweepDue { sleep = min(sleep, max(0, follow.lastSweep + configuration.minSweepInterval - monotonicSeconds())) }
             if sleep > 0 { sleepUnlessWoken(sleep) }
         }
     }
+
+    /// With the monitor held: whether another attempt may start.
+    private var hasRoom: Bool { active < configuration.concurrency && inFlight.count - active < maxUnrecorded }
 
     private func sleepUnlessWoken(_ seconds: Double) {
         monitor.withLock {
@@ -328,13 +341,18 @@ public final class Deliverer: @unchecked Sendable {
         let now = clock.nowMicroseconds()
         let candidates = monitor.withLock { () -> [DispatchIndex.Entry] in
             var out: [DispatchIndex.Entry] = []
-            while active < configuration.concurrency, inFlight.count - active < maxUnrecorded, let e = index.take(now: now) {
+            while hasRoom, let e = index.take(now: now) {
                 inFlight.insert(e.delivery.id)
                 active += 1
                 out.append(e)
             }
             return out
         }
+        let sendersDrops = monitor.withLock { () -> [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)] in
+            defer { pendingDrops.removeAll() }
+            return pendingDrops
+        }
+        if !sendersDrops.isEmpty, !recordDrops(sendersDrops) { follow.sweepDue = true }
         guard !candidates.isEmpty else { return false }
         let lookups = store.read { state in candidates.map { follow.targets.lookup($0.delivery, in: state) } }
         var drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)] = []
@@ -384,9 +402,11 @@ public final class Deliverer: @unchecked Sendable {
     // MARK: senders
 
     private func senderLoop(_ transport: any DeliveryTransport) {
-        while let job = nextJob() {
+        var job = nextJob()
+        while let current = job {
+            let job0 = current
             queue.counters.attemptStarted()
-            let (result, attempt) = attempt(job, transport)
+            let (result, attempt) = attempt(job0, transport)
             queue.counters.attemptEnded()
             let endpointResult: EndpointTable.Result
             switch result.outcome {
@@ -395,14 +415,19 @@ public final class Deliverer: @unchecked Sendable {
             case .dead where result.requestMade: endpointResult = .failed(nextDue: nil)
             default: endpointResult = .noRequest
             }
-            monitor.withLock {
+            let next = monitor.withLock { () -> Next in
                 active -= 1
-                index.finished(job.target.endpoint, endpointResult)
-                outcomes.append(Finished(job: job, result: result, attempt: attempt))
+                index.finished(job0.target.endpoint, endpointResult)
+                outcomes.append(Finished(job: job0, result: result, attempt: attempt))
                 monitor.signal(.recorder)
-                wake = true
-                monitor.signal(.scheduler)
+                return takeNext()
             }
+            switch next {
+            case .job(let j): job = j
+            case .candidate(let e): job = check(e)
+            case .none: job = nil
+            }
+            if job == nil { job = nextJob() }
         }
         monitor.withLock {
             liveSenders -= 1
@@ -411,21 +436,71 @@ public final class Deliverer: @unchecked Sendable {
         }
     }
 
+    private enum Next {
+        case job(Job)
+        /// Taken from the index by the sender itself, to be checked against the configuration.
+        case candidate(DispatchIndex.Entry)
+        case none
+    }
+
+    /// With the monitor held, for a sender whose attempt just ended: a hand-off of the
+    /// scheduler's if one waits, else the next delivery the index has (the sender takes it
+    /// itself: no round trip through the scheduler per delivery, which cost three thread
+    /// switches each), else none.
+    private func takeNext() -> Next {
+        if stopping { return .none }
+        if let j = popJob() { return .job(j) }
+        guard hasRoom, let e = index.take(now: clock.nowMicroseconds()) else {
+            // This sender goes idle: the scheduler, which may have slept while every sender was
+            // busy, must now watch the index's next time again.
+            wake = true
+            monitor.signal(.scheduler)
+            return .none
+        }
+        inFlight.insert(e.delivery.id)
+        active += 1
+        return .candidate(e)
+    }
+
+    /// A candidate checked against its label's configuration as it is now (outside the
+    /// monitor): its job, or nil when it went back to the index (its endpoint changed) or is
+    /// to be dropped (the scheduler records that).
+    private func check(_ e: DispatchIndex.Entry) -> Job? {
+        let lookup = store.read { WebhookTarget.lookup(e.delivery, in: $0) }
+        if case .send(let t) = lookup, t.endpoint == e.target.endpoint { return Job(delivery: e.delivery, target: t) }
+        monitor.withLock {
+            inFlight.remove(e.delivery.id)
+            active -= 1
+            index.finished(e.target.endpoint, .noRequest)
+            switch lookup {
+            case .send(let t): index.upsert(e.delivery, target: t, due: e.due)
+            case .drop(let reason): pendingDrops.append((e.delivery.id, reason, e.delivery))
+            }
+            wake = true
+            monitor.signal(.scheduler)
+        }
+        return nil
+    }
+
+    /// With the monitor held.
+    private func popJob() -> Job? {
+        guard jobsHead < jobs.count else { return nil }
+        let job = jobs[jobsHead]
+        jobsHead += 1
+        // Reclaimed once drained, so `jobs` never holds more than one pass's hand-outs.
+        if jobsHead == jobs.count {
+            jobs.removeAll(keepingCapacity: true)
+            jobsHead = 0
+        }
+        return job
+    }
+
     /// The next hand-off, or nil once stopping.
     private func nextJob() -> Job? {
         monitor.withLock {
             while true {
                 if stopping { return nil }
-                if jobsHead < jobs.count {
-                    let job = jobs[jobsHead]
-                    jobsHead += 1
-                    // Reclaimed once drained, so `jobs` never holds more than one pass's hand-outs.
-                    if jobsHead == jobs.count {
-                        jobs.removeAll(keepingCapacity: true)
-                        jobsHead = 0
-                    }
-                    return job
-                }
+                if let job = popJob() { return job }
                 monitor.wait(.senders, seconds: nil)
             }
         }
