@@ -17,7 +17,9 @@
 #      each from a backlog of FILL_SECONDS of publishing, for at most STUCK_WINDOW s.
 # Settings: RATE (2000), LAT_SECONDS (10), INSTANCES (100), PER_INSTANCE (10), SUB_PROCS (2),
 # PUB_CONNS (16), DURATION (6 s of wrk in part 2), FILL_SECONDS (2 s of wrk per fill in part 4),
-# STUCK_WINDOW (15 s at most per drain in part 4), STUCK_ROUNDS (1), THREADS (4 per worker). Results: printed, and appended to bench/out/flow.txt.
+# STUCK_WINDOW (15 s at most per drain in part 4), STUCK_ROUNDS (1), THREADS (4 per worker),
+# PARTS (the parts to run, "1 2 3 4"; part 3 without part 2 still publishes part 2's backlog, without
+# its fdatasync probes: PARTS="3 4" measures the deliverer alone). Results: printed, and appended to bench/out/flow.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -32,6 +34,8 @@ FILL_SECONDS=${FILL_SECONDS:-2}
 STUCK_WINDOW=${STUCK_WINDOW:-15}
 STUCK_ROUNDS=${STUCK_ROUNDS:-1}
 THREADS=${THREADS:-4}
+PARTS=${PARTS:-1 2 3 4}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 python3 -c 'import websockets' 2>/dev/null || python3 -m pip install -q websockets
 if [ -z "${BIN:-}" ]; then
@@ -132,7 +136,7 @@ hook() {  # hook INSTANCE LABEL URL
 status_field() { curl -sf "$API/status" | jq -r ".delivery.$1"; }
 
 # Part 1's instances: WebSocket on, no webhook.
-python3 - "$PORT" "$TOKEN" "$INSTANCES" "$DIR/instances.tsv" <<'PY'
+part 1 && python3 - "$PORT" "$TOKEN" "$INSTANCES" "$DIR/instances.tsv" <<'PY'
 import http.client, json, sys
 port, token, n, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", int(port))
@@ -153,6 +157,7 @@ api POST /api/instance/new '{"name":"two"}' >/dev/null
 hook two default "http://127.0.0.1:$RECV_PORT/two"
 
 # --- 1. publish-to-frame latency ---------------------------------------------------------------
+if part 1; then
 echo "1. latency: $INSTANCES instances x $PER_INSTANCE WebSocket subscribers ($SUB_PROCS processes), $RATE events/s for ${LAT_SECONDS}s over $PUB_CONNS connections..."
 LAT=$(python3 bench/flow_latency.py "$PORT" "$PUB" "$DIR/instances.tsv" "$RATE" "$LAT_SECONDS" "$PER_INSTANCE" "$SUB_PROCS" "$PUB_CONNS")
 echo "   $LAT"
@@ -163,6 +168,7 @@ LAT_LOW=$(python3 bench/flow_latency.py "$PORT" "$PUB" "$DIR/instances.tsv" "$LO
 echo "   $LAT_LOW"
 kvl() { echo "$LAT_LOW" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 STREAM_FAILURES=$(curl -sf "$API/status" | jq -r '.stream.failures // "?"')
+fi
 
 # --- 2. durable publish with one webhook vs raw fdatasync ----------------------------------------
 # wrk TARGET SECONDS -> "req/s p99_ms requests"
@@ -175,8 +181,11 @@ wrk_publish() {
         /Non-2xx/ { bad = $NF }
         END { if (bad > 0) { print "non-2xx responses: " bad > "/dev/stderr"; exit 1 } printf "%.0f %.2f %d\n", rps, p99, n }'
 }
+if part 2 || part 3; then
 echo "2. durable publish with one webhook (deliverer stopped), 16 connections, ${DURATION}s..."
 read -r PUB_RPS PUB_P99 PUB_N < <(wrk_publish durable "$DURATION")
+fi
+if part 2; then
 # bench/run.sh's raw fdatasync probe (120-byte write + fdatasync, 3 s), here with 16 writers at
 # once, each on a file of its own in the data directory, and with one writer as run.sh measures it.
 # once with 16 writers each on a file of its own in the data directory (the headline: what the disk
@@ -205,6 +214,7 @@ print(probe(16, False), probe(16, True), probe(1, False))
 PY
 )
 echo "   $PUB_RPS publishes/s (p99 $PUB_P99 ms, $PUB_N events), raw fdatasync/s: $FSYNC16 with 16 writers on 16 files, $FSYNC16_SHARED on one file, $FSYNC1 with one writer"
+fi
 
 # --- 3. deliverer throughput ------------------------------------------------------------------
 start_deliverer() {
@@ -235,6 +245,7 @@ while True:
     time.sleep(0.05)
 PY
 }
+if part 3; then
 QUEUED=$(status_field queued)
 DELIVERED0=$(status_field delivered)
 echo "3. deliverer: $QUEUED queued deliveries, deliver --concurrency 32 --per-endpoint 32 into nginx return 204..."
@@ -245,6 +256,7 @@ stop_deliverer
 DELIVER_RPS=$(awk -v n="$DRAIN_N" -v t="$DRAIN_ALL" 'BEGIN { printf "%.0f", n / t }')
 [ "$DRAIN_N" -lt "$QUEUED" ] && echo "   NOT drained: $DRAIN_N of $QUEUED delivered within 120 s"
 echo "   drained in ${DRAIN_ALL}s from the deliverer's start: $DELIVER_RPS deliveries/s"
+fi
 
 # --- 4. a stuck endpoint ------------------------------------------------------------------------
 # fill INSTANCE: publishes with wrk for FILL_SECONDS, -> events published
@@ -267,6 +279,7 @@ measure_drain() {
     stop_deliverer
     awk -v n="$got" -v t="$all" -v e="$n" 'BEGIN { printf "%.0f %d %d\n", n / t, e, n }'
 }
+if part 4; then
 echo "4. stuck endpoint: deliver ${STUCK_FLAGS[*]}, $STUCK_ROUNDS rounds of (healthy alone, healthy + stuck)..."
 HEALTHY=() WITH_STUCK=() RATIOS=()
 for round in $(seq "$STUCK_ROUNDS"); do
@@ -288,24 +301,33 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR
 H_MED=$(echo "${HEALTHY[*]}" | median)
 S_MED=$(echo "${WITH_STUCK[*]}" | median)
 STUCK_RATIO=$(awk -v a="$S_MED" -v b="$H_MED" 'BEGIN { printf "%.2f", a / b }')
+fi
 
 # --- summary --------------------------------------------------------------------------------
 met() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi; }
-P50=$(kv p50); P99=$(kv p99); MAX=$(kv max); ACH=$(kv rate); FRAMES=$(kv frames); EXPECTED=$(kv expected)
-DUR_RATIO=$(awk -v a="$PUB_RPS" -v b="$FSYNC16" 'BEGIN { printf "%.2f", a / b }')
 {
-    echo "ryze-events event-flow benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -m); every process on this machine"
+    echo "ryze-events event-flow benchmark (parts $PARTS), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -m); every process on this machine"
     printf '%-44s %-34s %-16s %s\n' "measure" "figure" "goal" "verdict"
+    if part 1; then
+    P50=$(kv p50); P99=$(kv p99); MAX=$(kv max); ACH=$(kv rate); FRAMES=$(kv frames); EXPECTED=$(kv expected)
     printf '%-44s %-34s %-16s %s\n' "publish-to-frame p99 ($INSTANCES inst x $PER_INSTANCE subs)" \
         "$P99 ms at $ACH ev/s" "<= 20 ms @ $RATE" "$(met "$P99 <= 20 && $ACH >= 0.95 * $RATE && $FRAMES == $EXPECTED")"
     printf '%-44s %-34s\n' "  p50 / max; publisher's own lag p99" "$P50 / $MAX ms; $(kv lag_p99) ms"
     printf '%-44s %-34s\n' "  at $(kvl rate) ev/s: p50 / p99 / max" "$(kvl p50) / $(kvl p99) / $(kvl max) ms; frames $(kvl frames) / $(kvl expected)"
     printf '%-44s %-34s\n' "  frames received / expected" "$FRAMES / $EXPECTED (accepted $(kv accepted) of $(kv sent); $(kv statuses)); stream.failures $STREAM_FAILURES"
+    fi
+    if part 2; then
+    DUR_RATIO=$(awk -v a="$PUB_RPS" -v b="$FSYNC16" 'BEGIN { printf "%.2f", a / b }')
     printf '%-44s %-34s %-16s %s\n' "durable publish, 1 webhook / raw fdatasync" "$DUR_RATIO ($PUB_RPS vs $FSYNC16/s, 16 each)" ">= 0.5" "$(met "$DUR_RATIO >= 0.5")"
     printf '%-44s %-34s\n' "  vs 16 writers on one shared file" "$(awk -v a="$PUB_RPS" -v b="$FSYNC16_SHARED" 'BEGIN { printf "%.2f", a / b }') ($FSYNC16_SHARED/s); one writer $FSYNC1/s; publish p99 $PUB_P99 ms"
+    fi
+    if part 3; then
     printf '%-44s %-34s %-16s %s\n' "deliverer, deliveries/s (c32, pe32)" "$DELIVER_RPS ($QUEUED in ${DRAIN_ALL}s)" ">= 3000/s" "$(met "$DELIVER_RPS >= 3000")"
+    fi
+    if part 4; then
     printf '%-44s %-34s %-16s %s\n' "healthy rate with stuck / without (c32 pe16)" "$STUCK_RATIO ($S_MED vs $H_MED/s, medians)" ">= 0.90" "$(met "$STUCK_RATIO >= 0.9")"
     printf '%-44s %-34s\n' "  rounds (with / without)" "${RATIOS[*]}"
+    fi
     echo
 } | tee -a "$OUT"
 echo "(appended to $OUT)"

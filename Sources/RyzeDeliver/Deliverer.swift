@@ -16,18 +16,33 @@ extension HTTPClient: DeliveryTransport {}
 ///
 /// Threads:
 /// - the scheduler (the thread that calls `run`) follows the queue and the configuration,
-///   drops deliveries whose label or instance went away, and hands due deliveries to the
-///   senders, earliest first, within the bounds: at most `concurrency` attempts in flight, at
-///   most `perEndpoint` to one endpoint, none to a paused endpoint (`EndpointTable`);
-/// - `concurrency` sender threads, each with its own transport (libcurl handle), make one
-///   attempt at a time and record its outcome in the queue (their writes share `fdatasync`s
-///   through the queue's group commit).
+///   keeps the pending deliveries in a `DispatchIndex` (by endpoint and due time, updated from
+///   the queue's change journal: O(changes), not O(backlog), per pass), drops deliveries whose
+///   label or instance went away, and hands due deliveries to the senders within the bounds:
+///   at most `concurrency` attempts in flight, at most `perEndpoint` to one endpoint, none to a
+///   paused endpoint;
+/// - `concurrency` sender threads, each with its own transport (libcurl handle, whose
+///   connections stay alive between its requests), make one attempt at a time and hand its
+///   outcome to the recorder, then take the next hand-off at once;
+/// - the recorder writes every outcome handed to it since its last write in one record (one
+///   append, one `fdatasync`), then logs them: the disk's latency is paid once per batch, and
+///   never by a sender between two requests.
 ///
-/// `monitor` guards `jobs`, `inFlight`, `held`, `endpoints`, `wake`, `stopping`, `fatal` and
-/// `liveSenders`. It is a leaf: no store is read or written while it is held.
+/// A sender whose attempt is over takes its next delivery from the index itself when the
+/// scheduler has handed none out (`takeNext`); the scheduler hands out what becomes due or
+/// newly queued while senders wait.
+///
+/// `monitor` guards `jobs`, `active`, `inFlight`, `outcomes`, `pendingDrops`, `finishedIDs`, `index`, `wake`,
+/// `stopping`, `fatal`, `liveSenders` and `recorderLive`. It is a leaf: no store is read or
+/// written while it is held. `held` and the scheduler's own variables belong to the scheduler
+/// thread.
 ///
 /// A delivery is in `inFlight` from its hand-off until its outcome is in the queue's state (the
-/// queue applies a record before `write` returns), so the scheduler never hands it out twice.
+/// queue applies a record before `write` returns), so the scheduler never hands it out twice;
+/// while in flight it is not in the index, and the journal's news of it is ignored: the
+/// recorder puts it in `finishedIDs` once written, and the scheduler reads it from the queue
+/// again then. `active` counts the hand-offs whose request is not over (at most `concurrency`);
+/// the others in `inFlight` wait for the recorder (at most `maxUnrecorded`).
 /// An attempt whose outcome could not be written is not recorded: the delivery stays due and is
 /// sent again after `holdSeconds` (at least once, SPEC §6.3).
 public final class Deliverer: @unchecked Sendable {
@@ -47,12 +62,15 @@ public final class Deliverer: @unchecked Sendable {
         /// Longest sleep of the scheduler when nothing wakes it: the most a newly queued
         /// delivery waits before it is seen.
         public var pollInterval: Double
-        /// Shortest time between two passes over the queue while work keeps finishing.
-        public var minScanInterval: Double
+        /// Shortest time between two readings of every pending delivery after the
+        /// configuration changed (to drop those of labels that went away, and file the others
+        /// under their endpoints as the configuration now says). Each attempt checks its own
+        /// label's configuration just before it starts, whatever this is.
+        public var minSweepInterval: Double
 
         public init(concurrency: Int = 16, perEndpoint: Int = 4, retry: RetryPolicy = RetryPolicy.parse(RetryPolicy.defaultSchedule)!,
                     timeout: Double = 15, allowPrivateTargets: Bool = false, pauseAfterFailures: Int = 3,
-                    pollInterval: Double = 0.05, minScanInterval: Double = 0.01) {
+                    pollInterval: Double = 0.05, minSweepInterval: Double = 1) {
             self.concurrency = concurrency
             self.perEndpoint = perEndpoint
             self.retry = retry
@@ -60,7 +78,7 @@ public final class Deliverer: @unchecked Sendable {
             self.allowPrivateTargets = allowPrivateTargets
             self.pauseAfterFailures = pauseAfterFailures
             self.pollInterval = pollInterval
-            self.minScanInterval = minScanInterval
+            self.minSweepInterval = minSweepInterval
         }
     }
 
@@ -89,14 +107,33 @@ public final class Deliverer: @unchecked Sendable {
         let target: WebhookTarget
     }
     private var jobs: [Job] = []
+    private var jobsHead = 0
+    private var active = 0
     private var inFlight: Set<DeliveryID> = []
-    /// Deliveries not to hand out before a monotonic time (their outcome could not be recorded).
-    private var held: [DeliveryID: Double] = [:]
-    private var endpoints: EndpointTable
+    /// Attempts over, for the recorder.
+    private struct Finished {
+        let job: Job
+        let result: AttemptResult
+        let attempt: UInt32
+    }
+    private var outcomes: [Finished] = []
+    /// Deliveries a sender found it must drop, for the scheduler to record.
+    private var pendingDrops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)] = []
+    private var recorderLive = false
+    /// Attempts over but not yet recorded at most: beyond it no new attempt starts (a disk that
+    /// cannot keep up slows the senders down instead of piling up outcomes).
+    private var maxUnrecorded: Int { max(64, 4 * configuration.concurrency) }
+    /// Deliveries whose attempt is over, to be read from the queue again; true when the
+    /// outcome could not be recorded (the delivery is held back `holdSeconds`).
+    private var finishedIDs: [(id: DeliveryID, unrecorded: Bool)] = []
+    private var index: DispatchIndex
     private var wake = false
     private var stopping = false
     private var fatal: String?
     private var liveSenders = 0
+    /// Scheduler thread only: deliveries not to hand out before a wall-clock time (Unix µs),
+    /// their outcome could not be recorded.
+    private var held: [DeliveryID: UInt64] = [:]
 
     public init(configuration: Configuration, queue: QueueStore, store: LogStore, secrets: SecretBox,
                 stripMedia: @escaping MediaStripper, clock: WallClock = .system, logger: Logger = Logger(label: "ryze.deliver"),
@@ -111,7 +148,7 @@ public final class Deliverer: @unchecked Sendable {
         self.logger = logger
         self.resolver = resolver ?? TargetResolver(allowPrivate: configuration.allowPrivateTargets)
         self.makeTransport = makeTransport
-        endpoints = EndpointTable(perEndpoint: configuration.perEndpoint, pauseAfter: configuration.pauseAfterFailures)
+        index = DispatchIndex(perEndpoint: configuration.perEndpoint, pauseAfter: configuration.pauseAfterFailures)
     }
 
     /// Asks `run` to return: no new attempt starts; attempts in flight finish (each within the
@@ -119,7 +156,9 @@ public final class Deliverer: @unchecked Sendable {
     public func stop() {
         monitor.withLock {
             stopping = true
-            monitor.broadcast()
+            monitor.broadcast(.scheduler)
+            monitor.broadcast(.senders)
+            monitor.broadcast(.recorder)
         }
     }
 
@@ -129,29 +168,36 @@ public final class Deliverer: @unchecked Sendable {
     public func run() -> StopReason {
         queue.counters.claim(pid: getpid())
         defer { queue.counters.release(pid: getpid()) }
-        monitor.withLock { liveSenders = configuration.concurrency }
+        monitor.withLock {
+            liveSenders = configuration.concurrency
+            recorderLive = true
+        }
         for _ in 0..<configuration.concurrency {
             let transportFactory = makeTransport
             startThread { [self] in senderLoop(transportFactory()) }
         }
+        startThread { [self] in recorderLoop() }
         schedule()
         let deadline = monotonicSeconds() + configuration.timeout + 5
         return monitor.withLock {
             // Hand-offs nobody started are simply not made now; they stay due in the queue.
-            for job in jobs {
+            for job in jobs[jobsHead...] {
                 inFlight.remove(job.delivery.id)
-                endpoints.finished(job.target.endpoint, .noRequest)
+                active -= 1
+                index.finished(job.target.endpoint, .noRequest)
             }
             jobs.removeAll()
-            monitor.broadcast()
-            while liveSenders > 0 {
+            jobsHead = 0
+            monitor.broadcast(.senders)
+            monitor.broadcast(.recorder)
+            while liveSenders > 0 || recorderLive {
                 let left = deadline - monotonicSeconds()
                 if left <= 0 {
                     logger.warning("stopping with attempts still in flight; they were not recorded and will be made again",
                                    metadata: ["in_flight": "\(inFlight.count)"])
                     break
                 }
-                monitor.wait(seconds: left)
+                monitor.wait(.scheduler, seconds: left)
             }
             return fatal.map(StopReason.queueUnwritable) ?? .requested
         }
@@ -159,110 +205,184 @@ public final class Deliverer: @unchecked Sendable {
 
     // MARK: scheduler
 
+    /// What the scheduler knows of the queue and the configuration between passes.
+    private struct Follow {
+        /// The queue's generation and journal position the index has caught up with (nil:
+        /// read the whole queue).
+        var generation: UInt64 = 0
+        var cursor: Int?
+        var configVersion = -1
+        var targets = TargetCache()
+        /// The configuration changed since every pending delivery was last looked up.
+        var sweepDue = false
+        var lastSweep = -Double.infinity
+        var lastRefreshError = -Double.infinity
+    }
+
     private func schedule() {
-        var lastQueueVersion = -1
-        var lastConfigVersion = -1
-        var knownNextDue: UInt64?
-        var lastScan = 0.0
-        var lastFullScan = 0.0
-        var lastRefreshError = -1000.0
+        var follow = Follow()
         while true {
             let stop = monitor.withLock { stopping }
             if stop { return }
 
             do {
+                // The queue first: a delivery read from it has its label's configuration in
+                // the store read after (a webhook is saved before an event is queued for it).
                 try queue.refresh()
                 try store.refresh()
             } catch {
-                if monotonicSeconds() - lastRefreshError > 10 {
+                if monotonicSeconds() - follow.lastRefreshError > 10 {
                     logger.error("cannot follow the queue or the configuration; retrying", metadata: ["error": "\(error)"])
-                    lastRefreshError = monotonicSeconds()
+                    follow.lastRefreshError = monotonicSeconds()
                 }
                 sleepUnlessWoken(configuration.pollInterval * 10)
                 continue
             }
-            let queueVersion = queue.read { $0.recordCount }
-            let configVersion = store.read { $0.recordCount }
+            monitor.withLock { wake = false }
+            catchUp(&follow)
+            let again = dispatch(&follow)
+            if again { continue }
             let now = clock.nowMicroseconds()
-            let mono = monotonicSeconds()
-            let woken = monitor.withLock { () -> Bool in
-                defer { wake = false }
-                return wake
-            }
-            let configChanged = configVersion != lastConfigVersion
-            let needed = woken || configChanged || queueVersion != lastQueueVersion
-                || knownNextDue.map { $0 <= now } ?? false || mono - lastFullScan >= 1
-            if needed {
-                if mono - lastScan < configuration.minScanInterval {
-                    sleepUnlessWoken(configuration.minScanInterval - (mono - lastScan))
-                    monitor.withLock { wake = wake || woken }
-                    continue
-                }
-                lastScan = mono
-                lastFullScan = mono
-                lastQueueVersion = queueVersion
-                lastConfigVersion = configVersion
-                knownNextDue = scan(now: now, sweep: configChanged)
-            }
             var sleep = configuration.pollInterval
-            if let next = knownNextDue { sleep = min(sleep, Double(next > now ? next - now : 0) / 1e6) }
-            sleepUnlessWoken(sleep)
+            // At capacity the index's next time is no reason to wake: what is due waits for a
+            // sender, and a sender whose attempt ends takes it itself (waking here for it made
+            // the scheduler spin while the senders were busy).
+            let next = monitor.withLock { hasRoom ? index.nextTime : nil }
+            if let next { sleep = min(sleep, Double(next > now ? next - now : 0) / 1e6) }
+            if follow.sweepDue { sleep = min(sleep, max(0, follow.lastSweep + configuration.minSweepInterval - monotonicSeconds())) }
+            if sleep > 0 { sleepUnlessWoken(sleep) }
         }
     }
+
+    /// With the monitor held: whether another attempt may start.
+    private var hasRoom: Bool { active < configuration.concurrency && inFlight.count - active < maxUnrecorded }
 
     private func sleepUnlessWoken(_ seconds: Double) {
         monitor.withLock {
-            if !wake && !stopping { monitor.wait(seconds: seconds) }
+            if !wake && !stopping { monitor.wait(.scheduler, seconds: seconds) }
         }
     }
 
-    /// One pass: hands out what is due and may start, drops what may never be sent (every
-    /// pending delivery when `sweep`, the due ones otherwise). Returns when to look again for
-    /// due work (the earliest due time of what is not due, or the end of a pause).
-    private func scan(now: UInt64, sweep: Bool) -> UInt64? {
-        let (skip, heldIDs) = monitor.withLock { () -> (Set<DeliveryID>, Set<DeliveryID>) in
-            let mono = monotonicSeconds()
-            held = held.filter { $0.value > mono }
-            return (inFlight, Set(held.keys))
+    /// Brings the index up to date with the queue: the deliveries the journal says changed and
+    /// those whose attempt finished, or every pending one (at start, after the queue was
+    /// replayed anew, or for a sweep after the configuration changed).
+    private func catchUp(_ follow: inout Follow) {
+        let configVersion = store.read { $0.recordCount }
+        if configVersion != follow.configVersion {
+            follow.configVersion = configVersion
+            follow.targets.removeAll()
+            follow.sweepDue = true
         }
-        let (due, nextDue) = queue.read { $0.due(at: now, where: { !skip.contains($0.id) && !heldIDs.contains($0.id) }) }
-        let others: [DeliveryQueue.Delivery] = sweep ? queue.read { q in q.pending.values.filter { $0.nextDue > now && !skip.contains($0.id) } } : []
+        let mono = monotonicSeconds()
+        let sweep = follow.cursor == nil || (follow.sweepDue && mono - follow.lastSweep >= configuration.minSweepInterval)
+        let (skip, finished) = monitor.withLock { () -> (Set<DeliveryID>, [(id: DeliveryID, unrecorded: Bool)]) in
+            defer { finishedIDs.removeAll() }
+            return (inFlight, finishedIDs)
+        }
+        let now = clock.nowMicroseconds()
+        for f in finished where f.unrecorded { held[f.id] = now + UInt64(holdSeconds * 1e6) }
+        if !held.isEmpty { held = held.filter { $0.value > now } }
 
-        var drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)] = []
-        var sendable: [(DeliveryQueue.Delivery, WebhookTarget)] = []
-        store.read { state in
-            for d in due {
-                switch WebhookTarget.lookup(d, in: state) {
-                case .send(let t): sendable.append((d, t))
-                case .drop(let reason): drops.append((d.id, reason, d))
+        // Read outside the monitor: the queue's state, then the configuration.
+        var whole = false
+        var changed: [(id: DeliveryID, delivery: DeliveryQueue.Delivery?)] = []
+        queue.read { q in
+            var ids: ArraySlice<DeliveryID>?
+            if !sweep, let cursor = follow.cursor, follow.generation == q.generation { ids = q.changedIDs(since: cursor) }
+            // Each delivery once: the journal names one as often as it changed, and a finished
+            // attempt's delivery is in the journal too (or in the whole queue).
+            var seen = Set<DeliveryID>()
+            if let ids {
+                for id in ids where !skip.contains(id) && seen.insert(id).inserted { changed.append((id, q.pending[id])) }
+            } else {
+                whole = true
+                for d in q.pending.values where !skip.contains(d.id) {
+                    seen.insert(d.id)
+                    changed.append((d.id, d))
                 }
             }
-            for d in others {
-                if case .drop(let reason) = WebhookTarget.lookup(d, in: state) { drops.append((d.id, reason, d)) }
-            }
+            for f in finished where seen.insert(f.id).inserted { changed.append((f.id, q.pending[f.id])) }
+            follow.generation = q.generation
+            follow.cursor = q.changeCursor
         }
-        if !drops.isEmpty { recordDrops(drops) }
-
-        var wakeAt = nextDue
-        monitor.withLock {
-            var handed = 0
-            for (d, t) in sendable {
-                guard inFlight.count < configuration.concurrency else { break }
-                guard endpoints.mayStart(t.endpoint, now: now) else {
-                    if let until = endpoints.pausedUntil(t.endpoint, now: now) { wakeAt = min(wakeAt ?? until, until) }
+        if whole {
+            follow.sweepDue = false
+            follow.lastSweep = mono
+        }
+        var drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)] = []
+        var filed: [(DeliveryQueue.Delivery, WebhookTarget)] = []
+        var gone: [DeliveryID] = []
+        store.read { state in
+            for (id, delivery) in changed {
+                guard let d = delivery else {
+                    gone.append(id)
                     continue
                 }
-                inFlight.insert(d.id)
-                endpoints.started(t.endpoint)
-                jobs.append(Job(delivery: d, target: t))
-                handed += 1
+                switch follow.targets.lookup(d, in: state) {
+                case .send(let t): filed.append((d, t))
+                case .drop(let reason): drops.append((id, reason, d))
+                }
             }
-            if handed > 0 { monitor.broadcast() }
         }
-        return wakeAt
+        monitor.withLock {
+            if whole { index.removeAll() }
+            for id in gone { index.remove(id) }
+            for (id, _, _) in drops { index.remove(id) }
+            for (d, t) in filed where !inFlight.contains(d.id) {
+                index.upsert(d, target: t, due: max(d.nextDue, held[d.id] ?? 0))
+            }
+        }
+        if !drops.isEmpty, !recordDrops(drops) { follow.sweepDue = true }
     }
 
-    private func recordDrops(_ drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)]) {
+    /// Hands out what may start now, each checked against its label's configuration as it is
+    /// now. True when some went back to the index (their endpoint changed): look again at once.
+    private func dispatch(_ follow: inout Follow) -> Bool {
+        let now = clock.nowMicroseconds()
+        let candidates = monitor.withLock { () -> [DispatchIndex.Entry] in
+            var out: [DispatchIndex.Entry] = []
+            while hasRoom, let e = index.take(now: now) {
+                inFlight.insert(e.delivery.id)
+                active += 1
+                out.append(e)
+            }
+            return out
+        }
+        let sendersDrops = monitor.withLock { () -> [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)] in
+            defer { pendingDrops.removeAll() }
+            return pendingDrops
+        }
+        if !sendersDrops.isEmpty, !recordDrops(sendersDrops) { follow.sweepDue = true }
+        guard !candidates.isEmpty else { return false }
+        let lookups = store.read { state in candidates.map { follow.targets.lookup($0.delivery, in: state) } }
+        var drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)] = []
+        var refiled = false
+        monitor.withLock {
+            for (e, lookup) in zip(candidates, lookups) {
+                switch lookup {
+                case .send(let t) where t.endpoint == e.target.endpoint:
+                    jobs.append(Job(delivery: e.delivery, target: t))
+                    monitor.signal(.senders)
+                case .send(let t):
+                    inFlight.remove(e.delivery.id)
+                    active -= 1
+                    index.finished(e.target.endpoint, .noRequest)
+                    index.upsert(e.delivery, target: t, due: e.due)
+                    refiled = true
+                case .drop(let reason):
+                    inFlight.remove(e.delivery.id)
+                    active -= 1
+                    index.finished(e.target.endpoint, .noRequest)
+                    drops.append((e.delivery.id, reason, e.delivery))
+                }
+            }
+        }
+        if !drops.isEmpty, !recordDrops(drops) { follow.sweepDue = true }
+        return refiled
+    }
+
+    /// False when the drops could not be written (they are tried again at the next sweep).
+    private func recordDrops(_ drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)]) -> Bool {
         do {
             let n = try queue.drop(drops.map { ($0.id, $0.reason) })
             queue.counters.countDropped(n)
@@ -272,24 +392,107 @@ public final class Deliverer: @unchecked Sendable {
                     "event_id": "\(d.delivery.event.id)", "delivery": "\(d.id)", "reason": "\(d.reason)",
                 ])
             }
+            return true
         } catch {
             noteWriteFailure(error, what: "dropped deliveries")
+            return false
         }
     }
 
     // MARK: senders
 
     private func senderLoop(_ transport: any DeliveryTransport) {
-        while let job = nextJob() {
+        var job = nextJob()
+        while let current = job {
+            let job0 = current
             queue.counters.attemptStarted()
-            let (outcome, attempt) = attempt(job, transport)
+            let (result, attempt) = attempt(job0, transport)
             queue.counters.attemptEnded()
-            finish(job, outcome, attempt: attempt)
+            let endpointResult: EndpointTable.Result
+            switch result.outcome {
+            case .delivered: endpointResult = .succeeded
+            case .retry(_, let nextDue) where result.requestMade: endpointResult = .failed(nextDue: nextDue)
+            case .dead where result.requestMade: endpointResult = .failed(nextDue: nil)
+            default: endpointResult = .noRequest
+            }
+            let next = monitor.withLock { () -> Next in
+                active -= 1
+                index.finished(job0.target.endpoint, endpointResult)
+                outcomes.append(Finished(job: job0, result: result, attempt: attempt))
+                monitor.signal(.recorder)
+                return takeNext()
+            }
+            switch next {
+            case .job(let j): job = j
+            case .candidate(let e): job = check(e)
+            case .none: job = nil
+            }
+            if job == nil { job = nextJob() }
         }
         monitor.withLock {
             liveSenders -= 1
-            monitor.broadcast()
+            monitor.broadcast(.scheduler)
+            monitor.broadcast(.recorder)
         }
+    }
+
+    private enum Next {
+        case job(Job)
+        /// Taken from the index by the sender itself, to be checked against the configuration.
+        case candidate(DispatchIndex.Entry)
+        case none
+    }
+
+    /// With the monitor held, for a sender whose attempt just ended: a hand-off of the
+    /// scheduler's if one waits, else the next delivery the index has (the sender takes it
+    /// itself: no round trip through the scheduler per delivery, which cost three thread
+    /// switches each), else none.
+    private func takeNext() -> Next {
+        if stopping { return .none }
+        if let j = popJob() { return .job(j) }
+        guard hasRoom, let e = index.take(now: clock.nowMicroseconds()) else {
+            // This sender goes idle: the scheduler, which may have slept while every sender was
+            // busy, must now watch the index's next time again.
+            wake = true
+            monitor.signal(.scheduler)
+            return .none
+        }
+        inFlight.insert(e.delivery.id)
+        active += 1
+        return .candidate(e)
+    }
+
+    /// A candidate checked against its label's configuration as it is now (outside the
+    /// monitor): its job, or nil when it went back to the index (its endpoint changed) or is
+    /// to be dropped (the scheduler records that).
+    private func check(_ e: DispatchIndex.Entry) -> Job? {
+        let lookup = store.read { WebhookTarget.lookup(e.delivery, in: $0) }
+        if case .send(let t) = lookup, t.endpoint == e.target.endpoint { return Job(delivery: e.delivery, target: t) }
+        monitor.withLock {
+            inFlight.remove(e.delivery.id)
+            active -= 1
+            index.finished(e.target.endpoint, .noRequest)
+            switch lookup {
+            case .send(let t): index.upsert(e.delivery, target: t, due: e.due)
+            case .drop(let reason): pendingDrops.append((e.delivery.id, reason, e.delivery))
+            }
+            wake = true
+            monitor.signal(.scheduler)
+        }
+        return nil
+    }
+
+    /// With the monitor held.
+    private func popJob() -> Job? {
+        guard jobsHead < jobs.count else { return nil }
+        let job = jobs[jobsHead]
+        jobsHead += 1
+        // Reclaimed once drained, so `jobs` never holds more than one pass's hand-outs.
+        if jobsHead == jobs.count {
+            jobs.removeAll(keepingCapacity: true)
+            jobsHead = 0
+        }
+        return job
     }
 
     /// The next hand-off, or nil once stopping.
@@ -297,8 +500,8 @@ public final class Deliverer: @unchecked Sendable {
         monitor.withLock {
             while true {
                 if stopping { return nil }
-                if !jobs.isEmpty { return jobs.removeFirst() }
-                monitor.wait(seconds: nil)
+                if let job = popJob() { return job }
+                monitor.wait(.senders, seconds: nil)
             }
         }
     }
@@ -368,36 +571,60 @@ public final class Deliverer: @unchecked Sendable {
         }
     }
 
-    private func finish(_ job: Job, _ result: AttemptResult, attempt: UInt32) {
-        let d = job.delivery
-        var recorded = false
-        do {
-            recorded = try queue.record(result.outcome, for: d.id, attempt: attempt)
-        } catch {
-            noteWriteFailure(error, what: "the outcome of delivery \(d.id)")
-        }
-        if recorded {
-            switch result.outcome {
-            case .delivered: queue.counters.countDelivered()
-            case .dropped: queue.counters.countDropped()
-            default: break
+    // MARK: recorder
+
+    /// Writes the outcomes the senders hand over, each batch in one record, until stopping and
+    /// every sender is gone (their last outcomes are written too).
+    private func recorderLoop() {
+        while let batch = nextOutcomes() {
+            var start = 0
+            while start < batch.count {
+                let end = min(batch.count, start + QueueStore.maxOutcomesPerRecord)
+                record(batch[start..<end])
+                start = end
             }
         }
-        log(job, result, attempt: attempt, recorded: recorded)
+        monitor.withLock {
+            recorderLive = false
+            monitor.broadcast(.scheduler)
+        }
+    }
 
-        let endpointResult: EndpointTable.Result
-        switch result.outcome {
-        case .delivered: endpointResult = .succeeded
-        case .retry(_, let nextDue) where result.requestMade: endpointResult = .failed(nextDue: nextDue)
-        case .dead where result.requestMade: endpointResult = .failed(nextDue: nil)
-        default: endpointResult = .noRequest
+    private func nextOutcomes() -> [Finished]? {
+        monitor.withLock {
+            while outcomes.isEmpty {
+                if stopping && liveSenders == 0 { return nil }
+                monitor.wait(.recorder, seconds: nil)
+            }
+            defer { outcomes.removeAll(keepingCapacity: true) }
+            return outcomes
+        }
+    }
+
+    private func record(_ batch: ArraySlice<Finished>) {
+        var recorded = [Bool](repeating: false, count: batch.count)
+        do {
+            recorded = try queue.record(batch.map { ($0.result.outcome, $0.job.delivery.id, $0.attempt) })
+        } catch {
+            noteWriteFailure(error, what: batch.count == 1 ? "the outcome of delivery \(batch.first!.job.delivery.id)" : "the outcomes of \(batch.count) attempts")
+        }
+        for (f, ok) in zip(batch, recorded) {
+            if ok {
+                switch f.result.outcome {
+                case .delivered: queue.counters.countDelivered()
+                case .dropped: queue.counters.countDropped()
+                default: break
+                }
+            }
+            log(f.job, f.result, attempt: f.attempt, recorded: ok)
         }
         monitor.withLock {
-            inFlight.remove(d.id)
-            if !recorded { held[d.id] = monotonicSeconds() + holdSeconds }
-            endpoints.finished(job.target.endpoint, endpointResult)
+            for (f, ok) in zip(batch, recorded) {
+                inFlight.remove(f.job.delivery.id)
+                finishedIDs.append((f.job.delivery.id, !ok))
+            }
             wake = true
-            monitor.broadcast()
+            monitor.signal(.scheduler)
         }
     }
 
@@ -434,7 +661,9 @@ public final class Deliverer: @unchecked Sendable {
             monitor.withLock {
                 if fatal == nil { fatal = e.description }
                 stopping = true
-                monitor.broadcast()
+                monitor.broadcast(.scheduler)
+                monitor.broadcast(.senders)
+                monitor.broadcast(.recorder)
             }
         } else {
             logger.error("cannot record \(what); it will be attempted again", metadata: ["error": "\(error)"])

@@ -7,7 +7,7 @@
 ///   retry of the latest failure: its other deliveries wait (they are not attempted, so they use
 ///   up no attempt) instead of all failing one after another. A success ends the pause.
 ///
-/// Not thread-safe: the deliverer's monitor guards it.
+/// Not thread-safe: part of the deliverer's `DispatchIndex`, which its monitor guards.
 struct EndpointTable {
     struct State {
         var inFlight = 0
@@ -29,6 +29,16 @@ struct EndpointTable {
     func mayStart(_ endpoint: Endpoint, now: UInt64) -> Bool {
         guard let s = states[endpoint] else { return perEndpoint > 0 }
         return s.inFlight < perEndpoint && s.pausedUntil <= now
+    }
+
+    /// Whether `endpoint` has fewer than `perEndpoint` attempts in flight.
+    func hasRoom(_ endpoint: Endpoint) -> Bool {
+        (states[endpoint]?.inFlight ?? 0) < perEndpoint
+    }
+
+    /// The end of the latest pause of `endpoint` (0: never paused, or a success since).
+    func pausedUntilTime(_ endpoint: Endpoint) -> UInt64 {
+        states[endpoint]?.pausedUntil ?? 0
     }
 
     /// The end of the pause of `endpoint`, when it is paused at `now`.

@@ -69,3 +69,29 @@ struct Endpoint: Hashable, Sendable, CustomStringConvertible {
 
     var description: String { "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
 }
+
+/// `WebhookTarget.lookup` remembered per label and event type, for one version of the
+/// configuration (`removeAll` when it changes): the scheduler looks up every delivery it
+/// indexes and every one it hands out, and a backlog is mostly many deliveries to few labels.
+/// Scheduler thread only.
+struct TargetCache {
+    private struct Key: Hashable {
+        let account: String
+        let instance: String
+        let label: String
+        let type: UInt8
+    }
+
+    private var lookups: [Key: WebhookTarget.Lookup] = [:]
+
+    mutating func lookup(_ delivery: DeliveryQueue.Delivery, in state: State) -> WebhookTarget.Lookup {
+        let e = delivery.event
+        let key = Key(account: e.account, instance: e.instance, label: delivery.label.name, type: e.type.rawValue)
+        if let known = lookups[key] { return known }
+        let found = WebhookTarget.lookup(delivery, in: state)
+        lookups[key] = found
+        return found
+    }
+
+    mutating func removeAll() { lookups.removeAll() }
+}

@@ -49,6 +49,34 @@ import Testing
         #expect(error == String(repeating: "é", count: 150))
     }
 
+    @Test func theJournalNamesEveryChangeToAPendingDelivery() {
+        var q = DeliveryQueue()
+        let start = q.changeCursor
+        q.apply(.queued(event: Self.event("evt_1", labels: ["default", "crm"]), ids: [1, 2]))
+        q.apply(.attemptFailed(id: 1, attempt: 1, at: 2_000, nextDue: 7_000, error: "HTTP 500"))
+        let mid = q.changeCursor
+        q.apply(.delivered(id: 2, attempt: 1, at: 2_100, status: 204))
+        q.apply(.dead(id: 1, attempts: 2, at: 9_000, error: "HTTP 500"))
+        q.apply(.purged(id: 1))          // a dead letter: not pending, not in the journal
+        q.apply(.nextID(50))
+        q.apply(.batch([.queued(event: Self.event("evt_2"), ids: [7]), .dropped(id: 7, at: 1, reason: "label disabled")]))
+        #expect(q.changedIDs(since: start).map(Array.init) == [1, 2, 1, 2, 1, 7, 7])
+        #expect(q.changedIDs(since: mid).map(Array.init) == [2, 1, 7, 7])
+        #expect(q.changedIDs(since: q.changeCursor)?.isEmpty == true)
+        #expect(q.changedIDs(since: q.changeCursor + 1) == nil)
+        #expect(DeliveryQueue().generation != q.generation, "a state replayed anew has journal positions of its own")
+
+        // Past its limit the oldest half is forgotten: a reader that far behind reads it all.
+        for k in 0..<70_000 { q.apply(.attemptFailed(id: 99, attempt: 1, at: 0, nextDue: UInt64(k), error: "")) }   // not pending: no change
+        #expect(q.changedIDs(since: start) != nil)
+        for k in 0..<35_000 {
+            q.apply(.queued(event: Self.event("evt_n\(k)"), ids: [DeliveryID(100 + k)]))
+            q.apply(.dropped(id: DeliveryID(100 + k), at: 0, reason: "x"))
+        }
+        #expect(q.changedIDs(since: start) == nil)
+        #expect(q.changedIDs(since: q.changeCursor - 10)?.count == 10)
+    }
+
     @Test func stateFollowsADeliveryThroughItsLife() {
         var q = DeliveryQueue()
         q.apply(.queued(event: Self.event("evt_1", labels: ["default", "crm"]), ids: [1, 2]))
@@ -79,19 +107,6 @@ import Testing
         #expect(q.dead.isEmpty && q.pending.isEmpty && q.nextID == 3)
         #expect(q.liveRecordCount == 1 && q.liveRecords == [.nextID(3)])
         #expect(q.recordCount == 9)
-    }
-
-    @Test func dueListsEarliestFirstAndTheNextDueTime() {
-        var q = DeliveryQueue()
-        q.apply(.queued(event: Self.event("a", at: 500), ids: [1]))
-        q.apply(.queued(event: Self.event("b", labels: ["x", "y"], at: 100), ids: [2, 3]))
-        q.apply(.queued(event: Self.event("c", at: 100), ids: [4]))
-        q.apply(.attemptFailed(id: 4, attempt: 1, at: 200, nextDue: 5_000, error: "e"))
-        let (due, next) = q.due(at: 1_000)
-        #expect(due.map(\.id) == [2, 3, 1])
-        #expect(next == 5_000)
-        #expect(q.due(at: 1_000, where: { $0.id != 2 }).due.map(\.id) == [3, 1])
-        #expect(q.due(at: 50).due.isEmpty && q.due(at: 50).nextDue == 100)
     }
 
     @Test func compactionKeepsPendingAndDeadOnly() {
@@ -165,6 +180,25 @@ import Testing
         try q.enqueue(Self.event("e4"))
         #expect(try q.drop([(3, "label disabled"), (4, "instance deleted"), (99, "gone")]) == 2)
         #expect(q.read { $0.pending.isEmpty })
+    }
+
+    @Test func outcomesRecordedTogetherAreOneRecord() throws {
+        let dir = TempDirectory()
+        let q = try QueueStore(directory: dir.path, clock: ManualClock().wallClock)
+        try q.enqueue(Self.event("e1", labels: ["a", "b", "c"]))
+        let before = q.read { $0.recordCount }
+        let answers = try q.record([
+            (.delivered(status: 204), 1, 1),
+            (.retry(error: "HTTP 500", nextDue: 9), 2, 1),
+            (.delivered(status: 200), 1, 1),     // named twice: recorded once
+            (.delivered(status: 200), 3, 2),     // not its next attempt
+            (.delivered(status: 200), 99, 1),    // not pending
+        ])
+        #expect(answers == [true, true, false, false, false])
+        #expect(q.read { $0.recordCount } == before + 1, "one batch record, one append")
+        #expect(q.read { $0.pending[1] == nil && $0.pending[2]?.attempts == 1 && $0.pending[3]?.attempts == 0 })
+        #expect(try q.record([]).isEmpty)
+        #expect(try q.drop([(3, "label disabled"), (3, "label disabled")]) == 1, "a delivery named twice is dropped once")
     }
 
     @Test func deadLettersListRetryAndPurge() throws {

@@ -61,6 +61,23 @@ final class Fixture: @unchecked Sendable {
     }
 
     var status: DeliveryStatus { queue.status() }
+
+    /// `count` events, each with a delivery to every one of `labels`, queued in one record.
+    func enqueueMany(_ count: Int, labels: [String]) throws {
+        let now = WallClock.system.nowMicroseconds()
+        try queue.log.write { q -> (QueueRecord?, Void) in
+            var next = q.nextID
+            var records: [QueueRecord] = []
+            for k in 0..<count {
+                let e = QueuedEvent(id: "evt_b\(k)", account: "acme", instance: "shop", event: .messageExchange,
+                                    envelope: Array(#"{"event":"message.exchange","data":{}}"#.utf8),
+                                    labels: labels.map { WebhookLabel($0)! }, queuedAt: now)
+                records.append(.queued(event: e, ids: (0..<labels.count).map { next + DeliveryID($0) }))
+                next += DeliveryID(labels.count)
+            }
+            return (.batch(records), ())
+        }
+    }
 }
 
 final class LockedBox<T>: @unchecked Sendable {
@@ -236,6 +253,26 @@ extension HTTPClient.Request {
         // deliveries wait untried instead of each failing in turn.
         #expect(t.requests.filter { $0.url.contains("stuck") }.count == 4)
         #expect(f.status.retrying == 4 && f.status.queued == 6)
+    }
+
+    /// The starvation of issue 12: with a large backlog, each pass over the queue looked at
+    /// every due delivery, a stuck endpoint's thousands included, so the healthy endpoint got a
+    /// few deliveries per pass and slowed to a trickle (a tenth of its rate alone in
+    /// bench/flow.sh from 24,000 deliveries each). The whole healthy backlog must go while the
+    /// stuck endpoint sits in its first pause, having used only its bound of senders.
+    @Test func aStuckEndpointsBacklogDoesNotStarveTheOthers() throws {
+        let f = try Fixture()
+        try f.saveWebhook("stuck", url: "https://stuck.example.com/in")
+        try f.saveWebhook("fine", url: "https://fine.example.com/in")
+        try f.enqueueMany(4000, labels: ["stuck", "fine"])
+        let t = FakeTransport { r, _ in
+            r.url.contains("stuck") ? (.failure(.timeout), 0.5) : (FakeTransport.status(204), 0)
+        }
+        let config = Deliverer.Configuration(concurrency: 8, perEndpoint: 4, retry: RetryPolicy(waits: [60]), timeout: 0.5)
+        _ = try f.run(t, config) { f.status.delivered == 4000 }
+        let stuck = t.requests.filter { $0.url.contains("stuck") }.count
+        #expect(stuck <= 8, "two rounds of four, then paused: \(stuck) attempts")
+        #expect(t.concurrent.get().max["stuck.example.com"] == 4)
     }
 
     @Test func aStoppedDelivererLeavesTheRestToTheNext() throws {

@@ -54,34 +54,47 @@ public struct DeliveryQueue: ReplayedLog {
     public private(set) var retryingCount = 0
     public private(set) var recordCount = 0
 
+    /// Which pending deliveries changed, for a reader that keeps its own index of them (the
+    /// deliverer's `DispatchIndex`): the id of every delivery that became pending, changed
+    /// while pending (a failed attempt) or left pending, in the order applied. Entry `k` of the
+    /// journal is `changes[k - changesBase]`; the oldest half is forgotten once it holds more
+    /// than `journalLimit`, so a reader that fell behind (`changedIDs` nil) reads the whole queue.
+    private var changes: [DeliveryID] = []
+    private var changesBase = 0
+    /// Different for every state replayed from nothing (start, compaction, recovery): a
+    /// journal position is only meaningful within one.
+    public let generation = UInt64.random(in: 1...UInt64.max)
+
     public init() {}
+
+    /// The journal position after the last change applied.
+    public var changeCursor: Int { changesBase + changes.count }
+
+    /// The deliveries changed since journal position `cursor` (a delivery may appear more than
+    /// once), or nil when that part of the journal is forgotten.
+    public func changedIDs(since cursor: Int) -> ArraySlice<DeliveryID>? {
+        guard cursor >= changesBase, cursor <= changeCursor else { return nil }
+        return changes[(cursor - changesBase)...]
+    }
+
+    /// Twice the pending deliveries, at least 65,536: a reader that must read the whole queue
+    /// again has let at least that many changes go by, so its full reads cost O(1) per change.
+    private var journalLimit: Int { max(65_536, 2 * pending.count) }
 
     public var queuedCount: Int { pending.count - retryingCount }
 
     public func delivery(_ id: DeliveryID) -> Delivery? { pending[id] ?? dead[id] }
-
-    /// Pending deliveries due at `now` for which `include` holds, earliest first (ties by
-    /// number, so older deliveries go first), and the earliest due time of the others that are
-    /// not due yet (nil: none). One pass over the pending deliveries.
-    public func due(at now: UInt64, where include: (Delivery) -> Bool = { _ in true }) -> (due: [Delivery], nextDue: UInt64?) {
-        var ready: [Delivery] = []
-        var next: UInt64?
-        for d in pending.values {
-            if d.nextDue <= now {
-                if include(d) { ready.append(d) }
-            } else if next.map({ d.nextDue < $0 }) ?? true {
-                next = d.nextDue
-            }
-        }
-        ready.sort { ($0.nextDue, $0.id) < ($1.nextDue, $1.id) }
-        return (ready, next)
-    }
 
     // MARK: replay
 
     public mutating func apply(_ record: QueueRecord) {
         recordCount += 1
         applyChange(record)
+        if changes.count > journalLimit {
+            let cut = changes.count / 2
+            changes.removeFirst(cut)
+            changesBase += cut
+        }
     }
 
     /// Records were checked against the state when written, under the queue's write lock, so one
@@ -92,6 +105,7 @@ public struct DeliveryQueue: ReplayedLog {
             let event = Event(queued)
             for (id, label) in zip(ids, queued.labels) where pending[id] == nil && dead[id] == nil {
                 pending[id] = Delivery(id: id, event: event, label: label, attempts: 0, nextDue: queued.queuedAt, lastError: "", deadSince: nil)
+                changes.append(id)
                 liveEvents[ObjectIdentifier(event), default: 0] += 1
                 nextID = max(nextID, id &+ 1)
             }
@@ -102,6 +116,7 @@ public struct DeliveryQueue: ReplayedLog {
             d.nextDue = nextDue
             d.lastError = error
             pending[id] = d
+            changes.append(id)
         case .delivered(let id, _, _, _):
             if let d = removePending(id) { release(d) }
         case let .dead(id, attempts, at, error):
@@ -119,6 +134,7 @@ public struct DeliveryQueue: ReplayedLog {
             d.lastError = ""
             d.deadSince = nil
             pending[id] = d
+            changes.append(id)
         case .purged(let id):
             if let d = dead.removeValue(forKey: id) { release(d) }
         case .nextID(let id):
@@ -131,6 +147,7 @@ public struct DeliveryQueue: ReplayedLog {
     private mutating func removePending(_ id: DeliveryID) -> Delivery? {
         guard let d = pending.removeValue(forKey: id) else { return nil }
         if d.attempts > 0 { retryingCount -= 1 }
+        changes.append(id)
         return d
     }
 

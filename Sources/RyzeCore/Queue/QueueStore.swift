@@ -66,21 +66,45 @@ public final class QueueStore: EventQueue {
     /// written: someone else recorded it).
     @discardableResult
     public func record(_ outcome: Outcome, for id: DeliveryID, attempt: UInt32) throws -> Bool {
+        try record([(outcome, id, attempt)])[0]
+    }
+
+    /// Most outcomes `record` takes at once: their records share one frame (a batch), whose
+    /// payload must stay well under the log's limit (an outcome record is at most ~350 bytes).
+    public static let maxOutcomesPerRecord = 1000
+
+    /// Records several outcomes in one record (one append, one `fdatasync`): the deliverer's
+    /// recorder writes every outcome that finished during the previous write at once. Each
+    /// element of the answer is `record`'s answer for that outcome; a delivery named twice is
+    /// recorded once.
+    public func record(_ outcomes: [(outcome: Outcome, id: DeliveryID, attempt: UInt32)]) throws -> [Bool] {
+        precondition(outcomes.count <= QueueStore.maxOutcomesPerRecord)
+        guard !outcomes.isEmpty else { return [] }
         let now = clock.nowMicroseconds()
-        return try log.write { queue -> (QueueRecord?, Bool) in
-            guard let d = queue.pending[id], d.attempts + 1 == attempt || outcome.isDrop else { return (nil, false) }
-            switch outcome {
-            case .delivered(let status):
-                return (.delivered(id: id, attempt: attempt, at: now, status: UInt16(clamping: status)), true)
-            case let .retry(error, nextDue):
-                return (.attemptFailed(id: id, attempt: attempt, at: now, nextDue: nextDue, error: error), true)
-            case .dead(let error):
-                return (.dead(id: id, attempts: attempt, at: now, error: error), true)
-            case .refused(let error):
-                return (.dead(id: id, attempts: d.attempts, at: now, error: error), true)
-            case .dropped(let reason):
-                return (.dropped(id: id, at: now, reason: reason), true)
+        return try log.write { queue -> (QueueRecord?, [Bool]) in
+            var records: [QueueRecord] = []
+            var answers: [Bool] = []
+            var seen = Set<DeliveryID>()
+            for (outcome, id, attempt) in outcomes {
+                guard let d = queue.pending[id], d.attempts + 1 == attempt || outcome.isDrop, seen.insert(id).inserted else {
+                    answers.append(false)
+                    continue
+                }
+                answers.append(true)
+                switch outcome {
+                case .delivered(let status):
+                    records.append(.delivered(id: id, attempt: attempt, at: now, status: UInt16(clamping: status)))
+                case let .retry(error, nextDue):
+                    records.append(.attemptFailed(id: id, attempt: attempt, at: now, nextDue: nextDue, error: error))
+                case .dead(let error):
+                    records.append(.dead(id: id, attempts: attempt, at: now, error: error))
+                case .refused(let error):
+                    records.append(.dead(id: id, attempts: d.attempts, at: now, error: error))
+                case .dropped(let reason):
+                    records.append(.dropped(id: id, at: now, reason: reason))
+                }
             }
+            return (QueueStore.single(records), answers)
         }
     }
 
@@ -90,7 +114,9 @@ public final class QueueStore: EventQueue {
         guard !drops.isEmpty else { return 0 }
         let now = clock.nowMicroseconds()
         return try log.write { queue -> (QueueRecord?, Int) in
-            let records = drops.filter { queue.pending[$0.id] != nil }.map { QueueRecord.dropped(id: $0.id, at: now, reason: $0.reason) }
+            var seen = Set<DeliveryID>()
+            let records = drops.filter { queue.pending[$0.id] != nil && seen.insert($0.id).inserted }
+                .map { QueueRecord.dropped(id: $0.id, at: now, reason: $0.reason) }
             return (QueueStore.single(records), records.count)
         }
     }
