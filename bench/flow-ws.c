@@ -9,7 +9,8 @@
  * gate, X-Accel-Redirect, nchan; at most 64 handshakes at a time), answers the server's pings,
  * and once all are open and one second has passed, publishes RATE events a second in all for
  * SECONDS seconds over CONNS keep-alive HTTP/1.1 connections, one request in flight on each,
- * round-robin over the instances. Event i is due at start + i/RATE; it goes out on the first idle
+ * round-robin over the instances (a connection nginx closes after keepalive_requests is opened
+ * again). Event i is due at start + i/RATE; it goes out on the first idle
  * connection at or after that moment, with its send time (CLOCK_MONOTONIC, microseconds) in
  * `data.t`. Each text frame's receive time - `data.t` is one latency sample. Two seconds after
  * the last answer it prints one line:
@@ -380,8 +381,14 @@ int main(int argc, char **argv) {
                         if (c->state != CLOSED) closed_by_server++;
                         c->state = CLOSED;
                         close_conn(c);
+                    } else if (c->state == 0) {
+                        /* closed while idle (nginx's keepalive_timeout): open another */
+                        close_conn(c);
+                        c->len = 0;
+                        c->state = 2;
+                        open_conn(c);
                     } else {
-                        fprintf(stderr, "a publisher connection was closed mid-run\n");
+                        fprintf(stderr, "a publisher connection was closed mid-request\n");
                         return 1;
                     }
                     break;
@@ -397,11 +404,23 @@ int main(int argc, char **argv) {
                     size_t used = whole_response(c, &status);
                     if (used) {
                         if (status > 0 && status < 600) statuses[status]++;
+                        /* nginx ends a keep-alive connection after keepalive_requests (1000)
+                         * answers, saying so on the last: open another. */
+                        const char *head_end = find_head_end(c->buf, c->len);
+                        int closing = head_end && (memmem(c->buf, (size_t)(head_end - c->buf), "Connection: close", 17) != NULL
+                                                   || memmem(c->buf, (size_t)(head_end - c->buf), "connection: close", 17) != NULL);
                         memmove(c->buf, c->buf + used, c->len - used);
                         c->len -= used;
                         c->state = 0;
                         pending--;
                         last_answer = now;
+                        if (closing) {
+                            close_conn(c);
+                            c->len = 0;
+                            c->state = 2;
+                            open_conn(c);
+                            break;
+                        }
                     }
                 }
                 if (c->fd < 0) break;

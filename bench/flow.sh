@@ -18,7 +18,9 @@
 #      each from a backlog of FILL_SECONDS of publishing, for at most STUCK_WINDOW s.
 # Settings: RATE (2000), LAT_SECONDS (10), INSTANCES (100), PER_INSTANCE (10), PUB_CONNS (16),
 # DURATION (6 s of wrk in part 2, in DUR_ROUNDS (3) rounds), FILL_SECONDS (2 s of wrk per fill in part 4),
-# STUCK_WINDOW (15 s at most per drain in part 4), STUCK_ROUNDS (1), THREADS (8 per worker, as deploy/ryze-events.service). Results: printed, and appended to bench/out/flow.txt.
+# STUCK_WINDOW (15 s at most per drain in part 4), STUCK_ROUNDS (1), THREADS (8 per worker, as deploy/ryze-events.service),
+# NGINX_WORKERS (2: nginx's worker_processes; nchan forwards messages between them).
+# Results: printed, and appended to bench/out/flow.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,6 +35,7 @@ FILL_SECONDS=${FILL_SECONDS:-2}
 STUCK_WINDOW=${STUCK_WINDOW:-15}
 STUCK_ROUNDS=${STUCK_ROUNDS:-1}
 THREADS=${THREADS:-8}
+NGINX_WORKERS=${NGINX_WORKERS:-2}
 
 if [ -z "${BIN:-}" ]; then
     echo "building release..."
@@ -68,14 +71,14 @@ RECV_PORT=$(free_port)
 STUCK_PORT=$(free_port)
 API=http://127.0.0.1:$PORT
 
-# --- the deployment: 2 workers, nginx from the local template (nchan, the /ws/ gate, fanout socket)
+# --- the deployment: 2 workers, nginx (NGINX_WORKERS processes) from the local template (nchan, the /ws/ gate, fanout socket)
 spawn-fcgi -s "$DIR/ryze.sock" -M 0666 -F 2 -- "$BIN" serve --data-dir "$DATA" --threads "$THREADS" \
     --log-level warning --log-file "$DIR/worker.log" --fanout-socket "$DIR/fanout.sock" --status-path /status \
     --rate-limit 6000000 --publish-rate-limit 6000000 --create-rate-limit 6000000 >/dev/null
 # The template's placeholders filled as deploy/local-run.sh and Tests/e2e/harness.py do; room for
 # the 1,000 WebSockets (each holds an nginx connection) is the one change.
 sed -e "s|@RUN_DIR@|$DIR|g" -e "s|@ROOT@|$ROOT|g" -e "s|@PORT@|$PORT|g" -e "s|@SOCKET@|$DIR/ryze.sock|g" \
-    -e "s|@WORKERS@|2|g" -e "s|@FANOUT_SOCKET@|$DIR/fanout.sock|g" -e "s|@WS_PING_INTERVAL@|30|g" \
+    -e "s|@WORKERS@|$NGINX_WORKERS|g" -e "s|@FANOUT_SOCKET@|$DIR/fanout.sock|g" -e "s|@WS_PING_INTERVAL@|30|g" \
     -e "s|worker_connections 1024;|worker_connections 4096;|" \
     deploy/nginx-local.conf.template >"$DIR/nginx.conf"
 nginx -c "$DIR/nginx.conf" -p "$DIR"
@@ -168,11 +171,11 @@ cpu_seconds() {   # cpu_seconds PID... -> seconds
     done
     awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
-NGINX_WORKERS=$(pgrep -P "$(cat "$DIR/nginx.pid")" | tr '\n' ' ')
+NGINX_PIDS=$(pgrep -P "$(cat "$DIR/nginx.pid")" | tr '\n' ' ')
 APP_WORKERS=$(pgrep -f "^$BIN serve --data-dir $DATA " | tr '\n' ' ')
-NGINX_CPU0=$(cpu_seconds $NGINX_WORKERS); APP_CPU0=$(cpu_seconds $APP_WORKERS)
+NGINX_CPU0=$(cpu_seconds $NGINX_PIDS); APP_CPU0=$(cpu_seconds $APP_WORKERS)
 LAT=$("$DIR/flow-ws" "$PORT" "$PUB" "$DIR/instances.tsv" "$RATE" "$LAT_SECONDS" "$PER_INSTANCE" "$PUB_CONNS")
-NGINX_CPU=$(awk -v a="$(cpu_seconds $NGINX_WORKERS)" -v b="$NGINX_CPU0" 'BEGIN { printf "%.2f", a - b }')
+NGINX_CPU=$(awk -v a="$(cpu_seconds $NGINX_PIDS)" -v b="$NGINX_CPU0" 'BEGIN { printf "%.2f", a - b }')
 APP_CPU=$(awk -v a="$(cpu_seconds $APP_WORKERS)" -v b="$APP_CPU0" 'BEGIN { printf "%.2f", a - b }')
 echo "   $LAT"
 echo "   CPU seconds in that run: nginx workers $NGINX_CPU, ryze-events workers $APP_CPU; load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -330,7 +333,7 @@ P50=$(kv p50); P99=$(kv p99); MAX=$(kv max); ACH=$(kv rate); FRAMES=$(kv frames)
 DUR_RATIO=$(echo "${DUR_RATIOS[*]}" | median)
 PUB_RPS=$(echo "${PUB_RATES[*]}" | median); FSYNC16=$(echo "${FSYNC16S[*]}" | median)
 {
-    echo "ryze-events event-flow benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -m); every process on this machine"
+    echo "ryze-events event-flow benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -m); every process on this machine; nginx workers $NGINX_WORKERS, $THREADS threads x 2 ryze-events workers"
     printf '%-44s %-34s %-16s %s\n' "measure" "figure" "goal" "verdict"
     printf '%-44s %-34s %-16s %s\n' "publish-to-frame p99 ($INSTANCES inst x $PER_INSTANCE subs)" \
         "$P99 ms at $ACH ev/s" "<= 20 ms @ $RATE" "$(met "$P99 <= 20 && $ACH >= 0.95 * $RATE && $FRAMES == $EXPECTED")"
