@@ -6,7 +6,8 @@
 # nginx answering `return 204` on another loopback port, a stuck receiver that accepts and never
 # answers, and `ryze-events deliver` when a part needs it) and measures:
 #   1. publish-to-frame latency: INSTANCES instances x PER_INSTANCE WebSocket subscribers on the
-#      real /ws/ path, RATE events/s for LAT_SECONDS s (bench/flow_latency.py);
+#      real /ws/ path, RATE events/s for LAT_SECONDS s over PUB_CONNS keep-alive connections
+#      (bench/flow-ws.c, one epoll loop, compiled here with gcc);
 #   2. durable publish with one enabled webhook (deliverer stopped: the 202 comes after the
 #      queue's fdatasync), wrk with 16 connections, next to 16 concurrent raw fdatasync writers;
 #   3. deliverer throughput: the deliveries part 2 queued, drained by
@@ -15,11 +16,13 @@
 #   4. a stuck endpoint: the healthy endpoint's delivery rate with and without a second label on a
 #      stuck endpoint (`--concurrency 32 --per-endpoint 16 --webhook-timeout 2` in both runs),
 #      each from a backlog of FILL_SECONDS of publishing, for at most STUCK_WINDOW s.
-# Settings: RATE (2000), LAT_SECONDS (10), INSTANCES (100), PER_INSTANCE (10), SUB_PROCS (2),
-# PUB_CONNS (16), DURATION (6 s of wrk in part 2), FILL_SECONDS (2 s of wrk per fill in part 4),
-# STUCK_WINDOW (15 s at most per drain in part 4), STUCK_ROUNDS (1), THREADS (4 per worker),
+# Settings: RATE (2000), LAT_SECONDS (10), INSTANCES (100), PER_INSTANCE (10), PUB_CONNS (16),
+# DURATION (6 s of wrk in part 2, in DUR_ROUNDS (3) rounds), FILL_SECONDS (2 s of wrk per fill in part 4),
+# STUCK_WINDOW (15 s at most per drain in part 4), STUCK_ROUNDS (1), THREADS (8 per worker, as deploy/ryze-events.service),
+# NGINX_WORKERS (2: nginx's worker_processes; nchan forwards messages between them),
 # PARTS (the parts to run, "1 2 3 4"; part 3 without part 2 still publishes part 2's backlog, without
-# its fdatasync probes: PARTS="3 4" measures the deliverer alone). Results: printed, and appended to bench/out/flow.txt.
+# its fdatasync probes: PARTS="3 4" measures the deliverer alone).
+# Results: printed, and appended to bench/out/flow.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,17 +30,17 @@ RATE=${RATE:-2000}
 LAT_SECONDS=${LAT_SECONDS:-10}
 INSTANCES=${INSTANCES:-100}
 PER_INSTANCE=${PER_INSTANCE:-10}
-SUB_PROCS=${SUB_PROCS:-2}
 PUB_CONNS=${PUB_CONNS:-16}
 DURATION=${DURATION:-6}
+DUR_ROUNDS=${DUR_ROUNDS:-3}
 FILL_SECONDS=${FILL_SECONDS:-2}
 STUCK_WINDOW=${STUCK_WINDOW:-15}
 STUCK_ROUNDS=${STUCK_ROUNDS:-1}
-THREADS=${THREADS:-4}
+THREADS=${THREADS:-8}
+NGINX_WORKERS=${NGINX_WORKERS:-2}
 PARTS=${PARTS:-1 2 3 4}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 
-python3 -c 'import websockets' 2>/dev/null || python3 -m pip install -q websockets
 if [ -z "${BIN:-}" ]; then
     echo "building release..."
     swift build -c release 2>&1 | tail -n 1
@@ -64,6 +67,7 @@ cleanup() {
     rm -rf "$DIR"
 }
 trap cleanup EXIT
+gcc -O2 -Wall -o "$DIR/flow-ws" bench/flow-ws.c
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
@@ -71,14 +75,14 @@ RECV_PORT=$(free_port)
 STUCK_PORT=$(free_port)
 API=http://127.0.0.1:$PORT
 
-# --- the deployment: 2 workers, nginx from the local template (nchan, the /ws/ gate, fanout socket)
+# --- the deployment: 2 workers, nginx (NGINX_WORKERS processes) from the local template (nchan, the /ws/ gate, fanout socket)
 spawn-fcgi -s "$DIR/ryze.sock" -M 0666 -F 2 -- "$BIN" serve --data-dir "$DATA" --threads "$THREADS" \
     --log-level warning --log-file "$DIR/worker.log" --fanout-socket "$DIR/fanout.sock" --status-path /status \
     --rate-limit 6000000 --publish-rate-limit 6000000 --create-rate-limit 6000000 >/dev/null
 # The template's placeholders filled as deploy/local-run.sh and Tests/e2e/harness.py do; room for
 # the 1,000 WebSockets (each holds an nginx connection) is the one change.
 sed -e "s|@RUN_DIR@|$DIR|g" -e "s|@ROOT@|$ROOT|g" -e "s|@PORT@|$PORT|g" -e "s|@SOCKET@|$DIR/ryze.sock|g" \
-    -e "s|@WORKERS@|2|g" -e "s|@FANOUT_SOCKET@|$DIR/fanout.sock|g" -e "s|@WS_PING_INTERVAL@|30|g" \
+    -e "s|@WORKERS@|$NGINX_WORKERS|g" -e "s|@FANOUT_SOCKET@|$DIR/fanout.sock|g" -e "s|@WS_PING_INTERVAL@|30|g" \
     -e "s|worker_connections 1024;|worker_connections 4096;|" \
     deploy/nginx-local.conf.template >"$DIR/nginx.conf"
 nginx -c "$DIR/nginx.conf" -p "$DIR"
@@ -150,6 +154,9 @@ with open(path, "w") as f:
 PY
 # Parts 2-4: one instance per queue, webhooks only.
 api POST /api/instance/new '{"name":"durable"}' >/dev/null
+# The request path's own ceiling in part 2: the same publish to an instance with nothing to queue
+# or stream (no fdatasync, no fan-out).
+api POST /api/instance/new '{"name":"nohook"}' >/dev/null
 hook durable default "http://127.0.0.1:$RECV_PORT/durable"
 api POST /api/instance/new '{"name":"one"}' >/dev/null
 hook one default "http://127.0.0.1:$RECV_PORT/one"
@@ -158,19 +165,37 @@ hook two default "http://127.0.0.1:$RECV_PORT/two"
 
 # --- 1. publish-to-frame latency ---------------------------------------------------------------
 if part 1; then
-echo "1. latency: $INSTANCES instances x $PER_INSTANCE WebSocket subscribers ($SUB_PROCS processes), $RATE events/s for ${LAT_SECONDS}s over $PUB_CONNS connections..."
-LAT=$(python3 bench/flow_latency.py "$PORT" "$PUB" "$DIR/instances.tsv" "$RATE" "$LAT_SECONDS" "$PER_INSTANCE" "$SUB_PROCS" "$PUB_CONNS")
+echo "1. latency: $INSTANCES instances x $PER_INSTANCE WebSocket subscribers, $RATE events/s for ${LAT_SECONDS}s over $PUB_CONNS connections..."
+# CPU seconds used so far by nginx's workers and by ours (utime + stime from /proc): around the
+# run, they say what each event cost each side, whatever else the machine was doing meanwhile.
+cpu_seconds() {   # cpu_seconds PID... -> seconds
+    local ticks=0 pid
+    for pid in "$@"; do
+        [ -r "/proc/$pid/stat" ] || continue
+        ticks=$((ticks + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
+    done
+    awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+NGINX_PIDS=$(pgrep -P "$(cat "$DIR/nginx.pid")" | tr '\n' ' ')
+APP_WORKERS=$(pgrep -f "^$BIN serve --data-dir $DATA " | tr '\n' ' ')
+NGINX_CPU0=$(cpu_seconds $NGINX_PIDS); APP_CPU0=$(cpu_seconds $APP_WORKERS)
+LAT=$("$DIR/flow-ws" "$PORT" "$PUB" "$DIR/instances.tsv" "$RATE" "$LAT_SECONDS" "$PER_INSTANCE" "$PUB_CONNS")
+NGINX_CPU=$(awk -v a="$(cpu_seconds $NGINX_PIDS)" -v b="$NGINX_CPU0" 'BEGIN { printf "%.2f", a - b }')
+APP_CPU=$(awk -v a="$(cpu_seconds $APP_WORKERS)" -v b="$APP_CPU0" 'BEGIN { printf "%.2f", a - b }')
 echo "   $LAT"
+echo "   CPU seconds in that run: nginx workers $NGINX_CPU, ryze-events workers $APP_CPU; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 kv() { echo "$LAT" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 LOW_RATE=$((RATE / 10))
 echo "   the same at $LOW_RATE events/s for 5 s (the pipeline and the harness unloaded)..."
-LAT_LOW=$(python3 bench/flow_latency.py "$PORT" "$PUB" "$DIR/instances.tsv" "$LOW_RATE" 5 "$PER_INSTANCE" "$SUB_PROCS" "$PUB_CONNS")
+LAT_LOW=$("$DIR/flow-ws" "$PORT" "$PUB" "$DIR/instances.tsv" "$LOW_RATE" 5 "$PER_INSTANCE" "$PUB_CONNS")
 echo "   $LAT_LOW"
 kvl() { echo "$LAT_LOW" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 STREAM_FAILURES=$(curl -sf "$API/status" | jq -r '.stream.failures // "?"')
 fi
 
 # --- 2. durable publish with one webhook vs raw fdatasync ----------------------------------------
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+spread() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 {lo=$1} {hi=$1} END {print lo "-" hi}'; }
 # wrk TARGET SECONDS -> "req/s p99_ms requests"
 wrk_publish() {
     wrk -t1 -c16 -d"$2s" --latency -s bench/publish.lua "$API/api/events/publish/$1" | awk '
@@ -181,19 +206,22 @@ wrk_publish() {
         /Non-2xx/ { bad = $NF }
         END { if (bad > 0) { print "non-2xx responses: " bad > "/dev/stderr"; exit 1 } printf "%.0f %.2f %d\n", rps, p99, n }'
 }
-if part 2 || part 3; then
-echo "2. durable publish with one webhook (deliverer stopped), 16 connections, ${DURATION}s..."
-read -r PUB_RPS PUB_P99 PUB_N < <(wrk_publish durable "$DURATION")
+# Side by side, DUR_ROUNDS times: DURATION/DUR_ROUNDS s of publishing, then bench/run.sh's raw
+# fdatasync probe (120-byte write + fdatasync, 2 s) with 16 writers each on a file of its own in
+# the data directory (the headline: what the disk gives 16 concurrent writers), with 16 writers
+# appending to one shared file (closer to the queue, one log), and with one writer as run.sh
+# measures it. The disk is shared and noisy, so each round's ratio is kept: median and range.
+ROUND_SECONDS=$(( DURATION / DUR_ROUNDS > 0 ? DURATION / DUR_ROUNDS : 1 ))
+if part 3 && ! part 2; then
+    echo "2. (the backlog for part 3 only) durable publish, 16 connections, ${DURATION}s..."
+    wrk_publish durable "$DURATION" >/dev/null
 fi
 if part 2; then
-# bench/run.sh's raw fdatasync probe (120-byte write + fdatasync, 3 s), here with 16 writers at
-# once, each on a file of its own in the data directory, and with one writer as run.sh measures it.
-# once with 16 writers each on a file of its own in the data directory (the headline: what the disk
-# gives 16 concurrent writers), once with 16 writers appending to one shared file (closer to the
-# queue, one log), and with one writer as run.sh measures it.
-read -r FSYNC16 FSYNC16_SHARED FSYNC1 < <(python3 - "$DATA" <<'PY'
+echo "2. durable publish with one webhook (deliverer stopped), 16 connections, $DUR_ROUNDS rounds of ${ROUND_SECONDS}s, each beside the fdatasync probes..."
+fsync_probes() {
+    python3 - "$DATA" <<'PY'
 import os, sys, threading, time
-def probe(writers, shared, secs=3):
+def probe(writers, shared, secs=2):
     counts = [0] * writers
     stop = time.time() + secs
     def run(k):
@@ -212,8 +240,21 @@ def probe(writers, shared, secs=3):
     return round(sum(counts) / (time.time() - start))
 print(probe(16, False), probe(16, True), probe(1, False))
 PY
-)
-echo "   $PUB_RPS publishes/s (p99 $PUB_P99 ms, $PUB_N events), raw fdatasync/s: $FSYNC16 with 16 writers on 16 files, $FSYNC16_SHARED on one file, $FSYNC1 with one writer"
+}
+DUR_RATIOS=() SHARED_RATIOS=() PUB_RATES=() FSYNC16S=() FSYNC_SHAREDS=() FSYNC1S=() PUB_P99S=() BARE_RATES=() BARE_RATIOS=()
+PUB_N=0
+for round in $(seq "$DUR_ROUNDS"); do
+    read -r rps p99 n < <(wrk_publish durable "$ROUND_SECONDS")
+    read -r f16 fsh f1 < <(fsync_probes)
+    read -r bare _ _ < <(wrk_publish nohook "$ROUND_SECONDS")
+    BARE_RATES+=("$bare")
+    BARE_RATIOS+=("$(awk -v a="$rps" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')")
+    PUB_N=$((PUB_N + n))
+    PUB_RATES+=("$rps") PUB_P99S+=("$p99") FSYNC16S+=("$f16") FSYNC_SHAREDS+=("$fsh") FSYNC1S+=("$f1")
+    DUR_RATIOS+=("$(awk -v a="$rps" -v b="$f16" 'BEGIN { printf "%.2f", a / b }')")
+    SHARED_RATIOS+=("$(awk -v a="$rps" -v b="$fsh" 'BEGIN { printf "%.2f", a / b }')")
+    echo "   round $round: $rps publishes/s (p99 $p99 ms), raw fdatasync/s: $f16 with 16 writers on 16 files (ratio ${DUR_RATIOS[-1]}), $fsh on one file (${SHARED_RATIOS[-1]}), $f1 with one writer; $bare/s without a webhook (${BARE_RATIOS[-1]})"
+done
 fi
 
 # --- 3. deliverer throughput ------------------------------------------------------------------
@@ -297,7 +338,6 @@ for round in $(seq "$STUCK_ROUNDS"); do
     RATIOS+=("$(awk -v a="$s" -v b="$h" 'BEGIN { printf "%.2f", a / b }')")
     echo "   round $round: healthy alone $h/s ($hgot of $hn), with a stuck endpoint $s/s ($sgot of $sn, + $sn stuck): ${RATIOS[-1]}"
 done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 H_MED=$(echo "${HEALTHY[*]}" | median)
 S_MED=$(echo "${WITH_STUCK[*]}" | median)
 STUCK_RATIO=$(awk -v a="$S_MED" -v b="$H_MED" 'BEGIN { printf "%.2f", a / b }')
@@ -306,7 +346,7 @@ fi
 # --- summary --------------------------------------------------------------------------------
 met() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi; }
 {
-    echo "ryze-events event-flow benchmark (parts $PARTS), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -m); every process on this machine"
+    echo "ryze-events event-flow benchmark (parts $PARTS), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -m); every process on this machine; nginx workers $NGINX_WORKERS, $THREADS threads x 2 ryze-events workers"
     printf '%-44s %-34s %-16s %s\n' "measure" "figure" "goal" "verdict"
     if part 1; then
     P50=$(kv p50); P99=$(kv p99); MAX=$(kv max); ACH=$(kv rate); FRAMES=$(kv frames); EXPECTED=$(kv expected)
@@ -315,11 +355,15 @@ met() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi; }
     printf '%-44s %-34s\n' "  p50 / max; publisher's own lag p99" "$P50 / $MAX ms; $(kv lag_p99) ms"
     printf '%-44s %-34s\n' "  at $(kvl rate) ev/s: p50 / p99 / max" "$(kvl p50) / $(kvl p99) / $(kvl max) ms; frames $(kvl frames) / $(kvl expected)"
     printf '%-44s %-34s\n' "  frames received / expected" "$FRAMES / $EXPECTED (accepted $(kv accepted) of $(kv sent); $(kv statuses)); stream.failures $STREAM_FAILURES"
+    printf '%-44s %-34s\n' "  CPU per event (us): nginx / workers / harness" "$(awk -v n="$(kv sent)" -v a="$NGINX_CPU" -v b="$APP_CPU" -v c="$(kv cpu)" 'BEGIN { printf "%.0f / %.0f / %.0f", a * 1e6 / n, b * 1e6 / n, c * 1e6 / n }')"
     fi
     if part 2; then
-    DUR_RATIO=$(awk -v a="$PUB_RPS" -v b="$FSYNC16" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-44s %-34s %-16s %s\n' "durable publish, 1 webhook / raw fdatasync" "$DUR_RATIO ($PUB_RPS vs $FSYNC16/s, 16 each)" ">= 0.5" "$(met "$DUR_RATIO >= 0.5")"
-    printf '%-44s %-34s\n' "  vs 16 writers on one shared file" "$(awk -v a="$PUB_RPS" -v b="$FSYNC16_SHARED" 'BEGIN { printf "%.2f", a / b }') ($FSYNC16_SHARED/s); one writer $FSYNC1/s; publish p99 $PUB_P99 ms"
+    DUR_RATIO=$(echo "${DUR_RATIOS[*]}" | median)
+    PUB_RPS=$(echo "${PUB_RATES[*]}" | median); FSYNC16=$(echo "${FSYNC16S[*]}" | median)
+    printf '%-44s %-34s %-16s %s\n' "durable publish, 1 webhook / raw fdatasync" "$DUR_RATIO ($(echo "${DUR_RATIOS[*]}" | spread); $PUB_RPS vs $FSYNC16/s)" ">= 0.5" "$(met "$DUR_RATIO >= 0.5")"
+    printf '%-44s %-34s\n' "  rounds: publishes/s; fdatasync/s 16 files" "${PUB_RATES[*]}; ${FSYNC16S[*]}"
+    printf '%-44s %-34s\n' "  vs the same publish without a webhook" "$(echo "${BARE_RATIOS[*]}" | median) ($(echo "${BARE_RATIOS[*]}" | spread); ${BARE_RATES[*]}/s)"
+    printf '%-44s %-34s\n' "  vs 16 writers on one shared file" "$(echo "${SHARED_RATIOS[*]}" | median) ($(echo "${SHARED_RATIOS[*]}" | spread); ${FSYNC_SHAREDS[*]}/s); one writer ${FSYNC1S[*]}/s; publish p99 ${PUB_P99S[*]} ms"
     fi
     if part 3; then
     printf '%-44s %-34s %-16s %s\n' "deliverer, deliveries/s (c32, pe32)" "$DELIVER_RPS ($QUEUED in ${DRAIN_ALL}s)" ">= 3000/s" "$(met "$DELIVER_RPS >= 3000")"

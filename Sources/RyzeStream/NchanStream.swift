@@ -39,12 +39,18 @@ public final class NchanStream: EventStream {
         return true
     }
 
-    public func close(channel: String) {
-        guard let response = send("DELETE", channel: channel, body: []) else { return }
+    public func close(channel: String) { closeReporting(channel: channel) }
+
+    /// `close`, telling whether nginx closed the channel's subscribers (or had none).
+    @discardableResult
+    public func closeReporting(channel: String) -> Bool {
+        guard let response = send("DELETE", channel: channel, body: []) else { return false }
         // 404: nobody was subscribed, so nothing was open.
         if response.status != 200 && response.status != 404 {
             logger.warning("the fan-out did not close a channel", metadata: ["channel": "\(channel)", "status": "\(response.status)"])
+            return false
         }
+        return true
     }
 
     private func send(_ method: String, channel: String, body: [UInt8]) -> HTTPClient.Response? {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Logging
 import RyzeCore
+import RyzeStream
 
 struct AccountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,21 +51,46 @@ struct AccountCommand: ParsableCommand {
 
     struct Disable: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Disable an account: its token and its instances' tokens stop working at once, in every worker."
+            abstract: "Disable an account: its token and its instances' tokens stop working at once, in every worker.",
+            discussion: """
+                With --fanout-socket (or $RYZE_FANOUT_SOCKET), the open WebSocket connections of its \
+                instances are closed too, through nginx nchan's publisher socket (the workers' \
+                --fanout-socket); without it they stay open until their clients leave.
+                """
         )
 
         @OptionGroup var data: DataDirectory
+
+        @Option(name: .customLong("fanout-socket"), help: ArgumentHelp("nginx nchan's publisher unix socket, as given to the workers: close the account's open WebSocket connections through it. Default: $RYZE_FANOUT_SOCKET.", valueName: "path"))
+        var fanoutSocket: String?
 
         @Argument(help: "The account's name.")
         var name: String
 
         func run() throws {
+            let channels: [String]
             do {
-                try Accounts.disable(in: openStore(data), name: name)
+                channels = try Accounts.disable(in: openStore(data), name: name)
             } catch {
                 fail("\(error)")
             }
             print("account \(name) disabled")
+            let socket = fanoutSocket ?? ProcessInfo.processInfo.environment["RYZE_FANOUT_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+            guard let socket else {
+                if !channels.isEmpty {
+                    FileHandle.standardError.write(Data("ryze-events: no --fanout-socket: the open WebSocket connections of its \(channels.count) instance(s) stay open\n".utf8))
+                }
+                return
+            }
+            // Once the disable is durable, as deleting an instance does: the tokens can no longer
+            // open a connection, so the ones closed here cannot come back. Best effort, like every
+            // use of the fan-out; a failure is logged on standard error.
+            let stream = NchanStream(socketPath: socket, logger: Logger(label: "ryze.stream"))
+            var failed = 0
+            for channel in channels where !stream.closeReporting(channel: channel) { failed += 1 }
+            if failed > 0 {
+                fail("the fan-out did not close the connections of \(failed) of \(channels.count) instance(s)")
+            }
         }
     }
 }

@@ -95,6 +95,37 @@ import Testing
         #expect(state.instance(account: "acme", name: "desk")?.webhooks[.default]?.config.url == "https://hooks.example/ryze")
     }
 
+    /// The stream-epoch record (type 11), added to format version 1 without changing the earlier
+    /// types: `Golden/events-v1-stream.log`.
+    static let streamPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/events-v1-stream.log").path
+
+    static let streamRecords: [LogRecord] = [
+        .accountCreated(name: "acme", token: TokenDigest(of: "golden-account-token-1"), instanceQuota: 100),
+        .instanceCreated(account: "acme", name: "shop", token: TokenDigest(of: "golden-instance-token-1"), websocket: WebSocketConfig(enabled: true)),
+        .batch([
+            .websocketSaved(account: "acme", name: "shop", websocket: WebSocketConfig(enabled: false)),
+            .streamClosed(account: "acme", name: "shop", epoch: 1),
+        ]),
+        .websocketSaved(account: "acme", name: "shop", websocket: WebSocketConfig(enabled: true)),
+        .streamClosed(account: "acme", name: "shop", epoch: 0x0102_0304),
+    ]
+
+    @Test func streamRecordsStillReadAndEncodeToTheSameBytes() throws {
+        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.streamPath)))
+        var bytes = LogFormat.header()
+        for r in Self.streamRecords { bytes += LogFormat.frame(r) }
+        #expect(bytes == golden)
+        let fd = open(Self.streamPath, O_RDONLY)
+        defer { close(fd) }
+        var seen: [LogRecord] = []
+        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, _, _ in seen.append(record) }
+        #expect(result.stop == .clean)
+        #expect(seen == Self.streamRecords)
+        var state = State()
+        for r in seen { state.apply(r) }
+        #expect(state.instance(account: "acme", name: "shop")?.streamEpoch == 0x0102_0304)
+    }
+
     @Test func version1LogStillReadsRecordByRecord() throws {
         let fd = open(Self.path, O_RDONLY)
         #expect(fd >= 0, "missing \(Self.path)")
@@ -131,13 +162,14 @@ import Testing
     }
 
     /// Writes a golden file; run once, by hand, when a NEW golden file is added:
-    /// `RYZE_WRITE_GOLDEN=webhooks swift test --filter GoldenLogTests` (`webhooks`, `publishers`;
-    /// any other value: the first).
+    /// `RYZE_WRITE_GOLDEN=webhooks swift test --filter GoldenLogTests` (`webhooks`, `publishers`,
+    /// `stream`; any other value: the first).
     @Test func writeGoldenFileWhenAsked() throws {
         guard let which = ProcessInfo.processInfo.environment["RYZE_WRITE_GOLDEN"] else { return }
         let (path, records) = switch which {
         case "webhooks": (Self.webhooksPath, Self.webhookRecords)
         case "publishers": (Self.publishersPath, Self.publisherRecords)
+        case "stream": (Self.streamPath, Self.streamRecords)
         default: (Self.path, Self.records)
         }
         var bytes = LogFormat.header()

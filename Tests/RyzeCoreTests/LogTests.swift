@@ -14,6 +14,7 @@ import Testing
         .websocketSaved(account: "acme", name: "i1", websocket: WebSocketConfig(enabled: false)),
         .instanceDeleted(account: "acme", name: "i2"),
         .accountDisabled(name: "acme"),
+        .streamClosed(account: "acme", name: "i1", epoch: 7),
     ]
 
     @Test func recordsRoundTrip() {

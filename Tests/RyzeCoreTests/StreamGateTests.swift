@@ -120,4 +120,57 @@ import Testing
         let second = t.call("GET", "/ws/shop", token: t.accountToken).header("X-Accel-Redirect")
         #expect(second == redirect(t, "acme", "shop") && second != first)
     }
+
+    @Test func disablingTheConfigurationClosesTheChannelAndMovesToAFreshOne() throws {
+        let stream = RecordingStream()
+        let t = try app(stream: stream)
+        let inst = try t.createInstance("shop", extra: #","websocketEnabled":true"#)
+        let first = redirect(t, "acme", "shop")
+        // An enabled configuration saved again (other events) keeps its channel and its connections.
+        #expect(t.call("POST", "/api/events/websocket/shop", token: inst, body: #"{"enabled":true,"events":["call.update"]}"#).status == .ok)
+        #expect(stream.closed.isEmpty && redirect(t, "acme", "shop") == first)
+        #expect(t.call("POST", "/api/events/websocket/shop", token: inst, body: #"{"enabled":false}"#).status == .ok)
+        #expect(stream.closed.map { "/__ryze_ws/" + $0 } == [first])
+        #expect(t.store.read { $0.instance(account: "acme", name: "shop")!.streamEpoch } == 1)
+        // Disabled again: nothing is open, nothing to close, the epoch stays.
+        #expect(t.call("POST", "/api/events/websocket/shop", token: inst, body: #"{"enabled":false}"#).status == .ok)
+        #expect(stream.closed.count == 1)
+        #expect(t.call("POST", "/api/events/websocket/shop", token: inst, body: #"{"enabled":true}"#).status == .ok)
+        let second = t.call("GET", "/ws/shop", token: inst).header("X-Accel-Redirect")
+        #expect(second == redirect(t, "acme", "shop") && second != first)
+        #expect(second?.hasPrefix(first) == true && second?.count == first.count + 8)
+        // Disabled once more: the second channel is closed, and a third follows.
+        #expect(t.call("POST", "/api/events/websocket/shop", token: t.accountToken, body: #"{"enabled":false}"#).status == .ok)
+        #expect(stream.closed.map { "/__ryze_ws/" + $0 } == [first, second!])
+        #expect(t.store.read { $0.instance(account: "acme", name: "shop")!.streamEpoch } == 2)
+        // The epoch survives a compaction and a replay.
+        _ = try t.store.log.compact()
+        let reopened = try LogStore(directory: t.dir.path)
+        #expect(reopened.read { $0.instance(account: "acme", name: "shop")!.streamEpoch } == 2)
+        #expect(reopened.read { $0.liveRecords.count == $0.liveRecordCount })
+        // Deleting the instance closes the channel it has now.
+        _ = t.call("POST", "/api/events/websocket/shop", token: inst, body: #"{"enabled":true}"#)
+        let third = redirect(t, "acme", "shop")
+        #expect(t.call("DELETE", "/api/instance/delete/shop", token: t.accountToken).status == .ok)
+        #expect(stream.closed.last.map { "/__ryze_ws/" + $0 } == third)
+        #expect(t.store.read { $0.liveRecords.count == $0.liveRecordCount })
+    }
+
+    @Test func disablingAnAccountNamesEveryChannelOfItsInstances() throws {
+        let t = try app()
+        _ = try t.createInstance("shop", extra: #","websocketEnabled":true"#)
+        _ = try t.createInstance("desk")
+        let channels = ["shop", "desk"].map { name in StreamChannel.id(of: t.store.read { $0.instance(account: "acme", name: name)! }) }
+        #expect(try Accounts.disable(in: t.store, name: "acme") == [channels[1], channels[0]])
+        // Already disabled: the same channels again, for a second try at closing them.
+        #expect(try Accounts.disable(in: t.store, name: "acme") == [channels[1], channels[0]])
+    }
+
+    @Test func theChannelOfAnEpochAppendsItInHex() {
+        let token = TokenDigest(of: "instance-token-0123456789")
+        let base = StreamChannel.id(account: "a", instance: "b", incarnation: token)
+        #expect(StreamChannel.id(account: "a", instance: "b", incarnation: token, epoch: 0) == base)
+        #expect(StreamChannel.id(account: "a", instance: "b", incarnation: token, epoch: 0x1f) == base + "0000001f")
+        #expect(StreamChannel.id(account: "a", instance: "b", incarnation: token, epoch: .max) == base + "ffffffff")
+    }
 }

@@ -19,7 +19,7 @@ import pytest
 import websocket
 
 from conftest import FAST
-from harness import ROOT, Deployment
+from harness import BIN, ROOT, Deployment
 
 MISSING = "Missing token in header, Authorization header, or query parameter"
 NOT_ENABLED = "WebSocket is not enabled for this instance. Configure it first using POST /api/events/websocket/"
@@ -350,22 +350,91 @@ def test_deleting_the_instance_closes_its_connections_and_a_new_one_streams_agai
     stays.close()
 
 
-def test_disabling_stops_events_and_refuses_new_upgrades(d, acct, pub):
+def test_disabling_the_configuration_closes_open_connections_and_enabling_streams_again(d, acct, pub):
     name, token = acct
     inst = instance(d, token, "toggle")
-    connected = Subscriber(d, "/ws/toggle", token=inst)
-    publish(d, pub, f"{name}.toggle", "call.update", {"n": 1})
-    assert json.loads(connected.next())["data"] == {"n": 1}
-    assert d.request("POST", "/api/events/websocket/toggle", token=inst, body={"enabled": False}).status == 200
-    assert publish(d, pub, f"{name}.toggle", "call.update", {"n": 2})["websocket"] is False
-    assert connected.nothing_within(1)
-    r = handshake(d, "/ws/toggle", token=inst)
-    assert (r.status, r.json["error"]["message"]) == (400, NOT_ENABLED + "toggle")
-    # The open connection stayed open (README, caveats): enabling again resumes its events.
-    assert d.request("POST", "/api/events/websocket/toggle", token=inst, body={"enabled": True}).status == 200
-    publish(d, pub, f"{name}.toggle", "call.update", {"n": 3})
-    assert json.loads(connected.next())["data"] == {"n": 3}
-    connected.close()
+    bystander = instance(d, token, "bystander")
+    stays = Subscriber(d, "/ws/bystander", token=bystander)
+    # Several rounds with connections on both nginx workers: with nchan 1.3.6, reusing a channel
+    # id after a DELETE breaks it, so each time the configuration is disabled the instance moves to
+    # a channel of its own.
+    for n in range(3):
+        subs = [Subscriber(d, "/ws/toggle", token=inst), Subscriber(d, "/ws/toggle", token=token),
+                Subscriber(d, f"/ws/toggle?token={inst}"), Subscriber(d, "/ws/toggle", bearer=inst)]
+        assert publish(d, pub, f"{name}.toggle", "call.update", {"n": n})["websocket"] is True
+        for s in subs:
+            assert json.loads(s.next())["data"] == {"n": n}
+        # Changing an enabled configuration keeps the connections.
+        assert d.request("POST", "/api/events/websocket/toggle", token=inst,
+                         body={"enabled": True, "events": ["call.update"]}).status == 200
+        assert all(s.closed is None for s in subs)
+        r = d.request("POST", "/api/events/websocket/toggle", token=inst, body={"enabled": False})
+        assert (r.status, r.json["websocket"]) == (200, {"enabled": False, "events": [], "mediaBase64": False})
+        for s in subs:
+            assert s.wait_closed(3) == (1001, "410 Gone")
+        assert publish(d, pub, f"{name}.toggle", "call.update", {"n": -1})["websocket"] is False
+        r = handshake(d, "/ws/toggle", token=inst)
+        assert (r.status, r.json["error"]["message"]) == (400, NOT_ENABLED + "toggle")
+        # Saving it disabled again closes nothing and changes nothing.
+        assert d.request("POST", "/api/events/websocket/toggle", token=token, body={"enabled": False}).status == 200
+        assert d.request("POST", "/api/events/websocket/toggle", token=token, body={"enabled": True}).status == 200
+    again = [Subscriber(d, "/ws/toggle", token=inst) for _ in range(4)]
+    publish(d, pub, f"{name}.toggle", "call.update", {"back": True})
+    for s in again:
+        assert json.loads(s.next())["data"] == {"back": True}
+        s.close()
+    # Another instance's connection was never touched.
+    assert stays.closed is None
+    publish(d, pub, f"{name}.bystander", "call.update", {"still": True})
+    assert json.loads(stays.next())["data"] == {"still": True}
+    stays.close()
+
+
+def test_disabling_the_account_closes_its_connections_through_the_fanout_socket(d, pub):
+    name, other = "gone-account", "kept-account"
+    token, kept_token = d.account(name), d.account(other)
+    one, two = instance(d, token, "one"), instance(d, token, "two")
+    instance(d, kept_token, "one")
+    subs = [Subscriber(d, "/ws/one", token=one), Subscriber(d, "/ws/one", token=token),
+            Subscriber(d, "/ws/two", token=two), Subscriber(d, "/ws/two", bearer=two)]
+    kept = Subscriber(d, "/ws/one", token=kept_token)
+    publish(d, pub, f"{name}.one", "call.update", {"n": 1})
+    publish(d, pub, f"{name}.two", "call.update", {"n": 1})
+    for s in subs:
+        assert json.loads(s.next())["data"] == {"n": 1}
+    r = d.cli("account", "disable", name, "--fanout-socket", str(d.fanout))
+    assert r.stdout == f"account {name} disabled\n" and r.stderr == ""
+    for s in subs:
+        assert s.wait_closed(3) == (1001, "410 Gone")
+    for tok in (one, two, token):
+        assert handshake(d, "/ws/one", token=tok).json["error"]["message"] == "Invalid token"
+    # The other account's instance of the same name streams on.
+    assert kept.closed is None
+    publish(d, pub, f"{other}.one", "call.update", {"still": True})
+    assert json.loads(kept.next())["data"] == {"still": True}
+    kept.close()
+
+
+def test_disabling_the_account_without_the_fanout_socket_says_the_connections_stay_open(d, pub):
+    name = "quiet-account"
+    token = d.account(name)
+    inst = instance(d, token, "shop")
+    sub = Subscriber(d, "/ws/shop", token=inst)
+    r = d.cli("account", "disable", name)
+    assert r.stdout == f"account {name} disabled\n"
+    assert "no --fanout-socket" in r.stderr and "1 instance(s)" in r.stderr
+    assert sub.nothing_within(0.5) and sub.closed is None
+    assert handshake(d, "/ws/shop", token=inst).json["error"]["message"] == "Invalid token"
+    # Run again with the socket (here through the environment): the account stays disabled and
+    # its connections close.
+    r = subprocess.run([BIN, "account", "disable", name, "--data-dir", str(d.data)], capture_output=True, text=True,
+                       env={**os.environ, "RYZE_FANOUT_SOCKET": str(d.fanout)})
+    assert (r.returncode, r.stderr) == (0, "")
+    assert sub.wait_closed(3) == (1001, "410 Gone")
+    # A fan-out that is not there is a failure with a reason, after the disable itself.
+    r = d.cli("account", "disable", name, "--fanout-socket", str(d.dir / "nowhere.sock"), check=False)
+    assert r.returncode == 1 and r.stdout == f"account {name} disabled\n"
+    assert "did not close the connections of 1 of 1 instance(s)" in r.stderr
 
 
 @pytest.mark.parametrize("flag,value", [("--ws-origin", "https://app.example/"), ("--ws-origin", "app.example"),

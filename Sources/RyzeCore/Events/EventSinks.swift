@@ -41,7 +41,8 @@ public protocol EventQueue: AnyObject, Sendable {
 public protocol EventStream: AnyObject, Sendable {
     /// Hands `envelope` to every subscriber of `channel`; false when the fan-out did not take it.
     func publish(channel: String, envelope: [UInt8]) -> Bool
-    /// Ends every subscription of `channel` (the instance was deleted); best effort.
+    /// Ends every subscription of `channel` (the instance was deleted, its WebSocket configuration
+    /// disabled, or its account disabled); best effort.
     func close(channel: String)
 }
 
@@ -49,24 +50,28 @@ public protocol EventStream: AnyObject, Sendable {
 /// only within their account, so the channel names both (`.` is in neither name's alphabet, so
 /// the parts read back unambiguously).
 ///
-/// `incarnation` tells apart instances that reuse a deleted one's name: a channel is never used
-/// again once deleted. Measured with nginx 1.22 + nchan 1.3.6 and more than one nginx worker: after
-/// a DELETE on a channel (how a deleted instance's connections are closed), later subscribers of
-/// the same channel id stop receiving events and are no longer closed by a DELETE, while the
-/// publisher still answers 201. It is the last 8 bytes of the instance token's digest in hex: fixed
-/// for the instance's life, different for a re-created instance unless it was given the same
-/// chosen token again, and it reveals nothing of the token (SHA-256). A token rotation, if one is
+/// `incarnation` makes sure a channel is never used again once closed. Measured with nginx 1.22 +
+/// nchan 1.3.6 and more than one nginx worker: after a DELETE on a channel (how an instance's
+/// connections are closed), later subscribers of the same channel id stop receiving events and
+/// are no longer closed by a DELETE, while the publisher still answers 201. It is the last 8 bytes
+/// of the instance token's digest in hex (fixed for the instance's life, different for a
+/// re-created instance unless it was given the same chosen token again, and revealing nothing of
+/// the token), followed, once the instance's connections were closed without deleting it (its
+/// configuration disabled), by its `streamEpoch` as 8 more hex digits. A token rotation, if one is
 /// ever added, must close the old channel.
 public enum StreamChannel {
     public static func id(of instance: State.Instance) -> String {
-        id(account: instance.account, instance: instance.name, incarnation: instance.token)
+        id(account: instance.account, instance: instance.name, incarnation: instance.token, epoch: instance.streamEpoch)
     }
 
-    public static func id(account: String, instance: String, incarnation token: TokenDigest) -> String {
+    public static func id(account: String, instance: String, incarnation token: TokenDigest, epoch: UInt32 = 0) -> String {
         let hex = Array("0123456789abcdef".utf8)
         var tag: [UInt8] = []
-        tag.reserveCapacity(16)
+        tag.reserveCapacity(24)
         for b in token.bytes.suffix(8) { tag.append(hex[Int(b >> 4)]); tag.append(hex[Int(b & 0xF)]) }
+        if epoch != 0 {
+            for shift in stride(from: 28, through: 0, by: -4) { tag.append(hex[Int((epoch >> UInt32(shift)) & 0xF)]) }
+        }
         return account + "." + instance + "." + String(decoding: tag, as: UTF8.self)
     }
 }

@@ -16,11 +16,16 @@ public enum Accounts {
     }
 
     /// Disables an account: its token and its instances' tokens stop working at once. Disabling
-    /// a disabled account changes nothing.
-    public static func disable(in store: some StateStore, name: String) throws {
-        try store.write { state throws(Refusal) -> (LogRecord?, Void) in
+    /// a disabled account changes nothing. Returns the fan-out channels of its instances
+    /// (`StreamChannel`), for the caller to close their open WebSocket connections once the
+    /// disable is durable; an account is never enabled again, so those channels are never
+    /// subscribed to again.
+    @discardableResult
+    public static func disable(in store: some StateStore, name: String) throws -> [String] {
+        try store.write { state throws(Refusal) -> (LogRecord?, [String]) in
             guard let account = state.accounts[name] else { throw Refusal(description: "no account named \(name)") }
-            return (account.disabled ? nil : .accountDisabled(name: name), ())
+            let channels = account.instances.sorted().compactMap { state.instance(account: name, name: $0).map(StreamChannel.id(of:)) }
+            return (account.disabled ? nil : .accountDisabled(name: name), channels)
         }
     }
 

@@ -20,6 +20,7 @@ extension LogRecord: CustomStringConvertible {
         case .batch(let records): return "batch [" + records.map(\.description).joined(separator: "; ") + "]"
         case let .publisherCreated(name, token): return "publisher.created name=\(name) token=\(token)"
         case let .publisherDisabled(name): return "publisher.disabled name=\(name)"
+        case let .streamClosed(account, name, epoch): return "stream.closed account=\(account) name=\(name) epoch=\(epoch)"
         }
     }
 }

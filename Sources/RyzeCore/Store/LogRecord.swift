@@ -15,11 +15,15 @@ public enum LogRecord: LogEntry, Equatable {
     /// A producer's publisher token (SPEC §6.1), as its digest.
     case publisherCreated(name: String, token: TokenDigest)
     case publisherDisabled(name: String)
+    /// The instance's open WebSocket connections were closed (its configuration was disabled):
+    /// its fan-out channel is now the one of `epoch` (`State.Instance.streamEpoch`).
+    case streamClosed(account: String, name: String, epoch: UInt32)
 
     // Type tags are part of the on-disk format (log_format.md): never renumber.
     enum Tag: UInt8 {
         case accountCreated = 1, accountDisabled = 2, instanceCreated = 3, instanceDeleted = 4, websocketSaved = 5
         case webhookSaved = 6, webhookDeleted = 7, batch = 8, publisherCreated = 9, publisherDisabled = 10
+        case streamClosed = 11
     }
 
     public func encode() -> [UInt8] {
@@ -52,6 +56,8 @@ public enum LogRecord: LogEntry, Equatable {
             w.u8(Tag.publisherCreated.rawValue); w.string(name); w.digest(token)
         case let .publisherDisabled(name):
             w.u8(Tag.publisherDisabled.rawValue); w.string(name)
+        case let .streamClosed(account, name, epoch):
+            w.u8(Tag.streamClosed.rawValue); w.string(account); w.string(name); w.u32(epoch)
         }
         return w.bytes
     }
@@ -104,6 +110,9 @@ public enum LogRecord: LogEntry, Equatable {
         case .publisherDisabled:
             guard let name = r.string() else { return nil }
             record = .publisherDisabled(name: name)
+        case .streamClosed:
+            guard let account = r.string(), let name = r.string(), let epoch = r.u32() else { return nil }
+            record = .streamClosed(account: account, name: name, epoch: epoch)
         }
         return r.atEnd ? record : nil
     }

@@ -21,6 +21,10 @@ public struct State: Sendable {
         public var websocket: WebSocketConfig?
         /// Every label, enabled or not (SPEC §4: at most 20, at most 3 enabled).
         public var webhooks: [WebhookLabel: StoredWebhook] = [:]
+        /// How many times its open WebSocket connections were closed without deleting it (the
+        /// configuration disabled): part of its fan-out channel (`StreamChannel`), since a channel
+        /// is never used again once closed.
+        public var streamEpoch: UInt32 = 0
 
         public var enabledWebhookCount: Int { webhooks.values.reduce(0) { $0 + ($1.config.enabled ? 1 : 0) } }
     }
@@ -50,10 +54,12 @@ public struct State: Sendable {
     public private(set) var recordCount = 0
     private var disabledAccounts = 0
     private var webhookCount = 0
+    /// Instances whose `streamEpoch` is not 0: each keeps a `streamClosed` record.
+    private var closedStreams = 0
 
     /// How many records `liveRecords` holds: what a compaction would leave.
     public var liveRecordCount: Int {
-        accounts.count + disabledAccounts + instances.count + webhookCount + publishers.count + disabledPublishers
+        accounts.count + disabledAccounts + instances.count + webhookCount + publishers.count + disabledPublishers + closedStreams
     }
     private var disabledPublishers = 0
 
@@ -108,6 +114,7 @@ public struct State: Sendable {
             for n in a.instances.sorted() {
                 guard let i = instances[InstanceKey(account: a.name, name: n)] else { continue }
                 out.append(.instanceCreated(account: i.account, name: i.name, token: i.token, websocket: i.websocket))
+                if i.streamEpoch != 0 { out.append(.streamClosed(account: i.account, name: i.name, epoch: i.streamEpoch)) }
                 for label in i.webhooks.keys.sorted() {
                     out.append(.webhookSaved(account: i.account, name: i.name, webhook: i.webhooks[label]!))
                 }
@@ -146,6 +153,7 @@ public struct State: Sendable {
             guard let i = instances.removeValue(forKey: key) else { return }
             tokens[i.token] = nil
             webhookCount -= i.webhooks.count
+            if i.streamEpoch != 0 { closedStreams -= 1 }
             if var o = owners.removeValue(forKey: name) {
                 o.removeAll { $0 == account }
                 if !o.isEmpty { owners[name] = o }
@@ -170,6 +178,12 @@ public struct State: Sendable {
             let key = InstanceKey(account: account, name: name)
             guard var i = instances.removeValue(forKey: key) else { return }
             if i.webhooks.removeValue(forKey: label) != nil { webhookCount -= 1 }
+            instances[key] = i
+        case let .streamClosed(account, name, epoch):
+            let key = InstanceKey(account: account, name: name)
+            guard var i = instances[key] else { return }
+            if (i.streamEpoch == 0) != (epoch == 0) { closedStreams += epoch == 0 ? -1 : 1 }
+            i.streamEpoch = epoch
             instances[key] = i
         case .batch(let records):
             for r in records { applyChange(r) }
