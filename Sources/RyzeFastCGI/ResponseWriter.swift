@@ -43,29 +43,44 @@ extension FastCGIServer {
             count = 0
         }
 
+        /// Inlined into `writeHead`'s specialization: a literal's copy then has a constant length,
+        /// which the compiler turns into a few moves instead of a call.
+        @inline(__always)
         mutating func write(bytes: UnsafeRawBufferPointer) {
             guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
             if count + bytes.count > StreamSink.capacity {
-                flush()
-                // Larger than the whole buffer: straight to libfcgi, no copy here.
-                if bytes.count > StreamSink.capacity {
-                    _ = FCGX_PutStr(base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), stream)
-                    return
-                }
+                overflow(bytes)
+                return
             }
             (buffer + count).copyMemory(from: base, byteCount: bytes.count)
             count += bytes.count
         }
 
+        /// The rare way: what does not fit goes after what is held; what is larger than the whole
+        /// buffer goes straight to libfcgi, without a copy here.
+        @inline(never)
+        mutating func overflow(_ bytes: UnsafeRawBufferPointer) {
+            flush()
+            if bytes.count > StreamSink.capacity {
+                _ = FCGX_PutStr(bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count), stream)
+            } else {
+                buffer.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                count = bytes.count
+            }
+        }
+
+        @inline(__always)
         mutating func write(_ literal: StaticString) {
             write(bytes: UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
         }
 
+        @inline(__always)
         mutating func write(_ string: String) {
             var s = string
             s.withUTF8 { write(bytes: UnsafeRawBufferPointer($0)) }
         }
 
+        @inline(__always)
         mutating func write(decimal value: Int) {
             DecimalDigits.withASCII(value) { write(bytes: $0) }
         }
