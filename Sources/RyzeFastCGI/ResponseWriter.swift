@@ -1,43 +1,88 @@
 import CFastCGI
 import RyzeCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension FastCGIServer {
-    /// Straight into libfcgi's output buffer, piece by piece: FCGX_PutStr only copies until the
-    /// buffer (8 KiB) is full, and everything goes out in one write at FCGX_Finish_r. Which
-    /// headers, in which order: `HTTPResponse.writeHead`, in RyzeCore.
+    /// The whole response gathered on the stack and handed to libfcgi with one FCGX_PutStr, as
+    /// the C floor (bench/fcgi-hello.c) does with its fixed answer: a call per header piece cost
+    /// a PLT jump and libfcgi's own checks each time (about 15 pieces per answer). A head or body
+    /// larger than the buffer goes out in several calls, the same bytes. Which headers, in which
+    /// order: `HTTPResponse.writeHead`, in RyzeCore. libfcgi copies into its 8 KiB output buffer
+    /// and everything goes out in one write at FCGX_Finish_r.
     static func writeResponse(_ response: HTTPResponse, to out: UnsafeMutablePointer<FCGX_Stream>!) {
-        var sink = StreamSink(stream: out)
-        response.writeHead(to: &sink)
-        if !response.body.isEmpty {
-            _ = response.body.withUnsafeBytes { FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32($0.count), out) }
+        withUnsafeTemporaryAllocation(byteCount: StreamSink.capacity, alignment: 1) { buffer in
+            var sink = StreamSink(stream: out, buffer: buffer.baseAddress!)
+            response.writeHead(to: &sink)
+            response.body.withUnsafeBytes { sink.write(bytes: $0) }
+            sink.flush()
         }
     }
 
-    /// The response head's pieces into a libfcgi output stream, each with one FCGX_PutStr from
-    /// where it already lies: a literal's static bytes, a String's storage, digits on the stack.
+    /// The response's pieces, copied into a buffer of `capacity` bytes on the caller's stack:
+    /// literals from their static bytes, Strings from their storage, digits from the stack.
+    /// `flush` hands what it holds to libfcgi; it runs whenever a piece would not fit, and once
+    /// at the end (the caller's job).
     struct StreamSink: ResponseHeadSink {
+        /// Room for the head of any API answer and a typical body; a larger response costs one
+        /// more FCGX_PutStr per buffer's worth, nothing else.
+        static let capacity = 2048
         let stream: UnsafeMutablePointer<FCGX_Stream>!
+        let buffer: UnsafeMutableRawPointer
+        var count = 0
 
-        func write(_ literal: StaticString) {
-            _ = UnsafeRawPointer(literal.utf8Start).withMemoryRebound(to: CChar.self, capacity: literal.utf8CodeUnitCount) {
-                FCGX_PutStr($0, Int32(literal.utf8CodeUnitCount), stream)
+        init(stream: UnsafeMutablePointer<FCGX_Stream>!, buffer: UnsafeMutableRawPointer) {
+            self.stream = stream
+            self.buffer = buffer
+        }
+
+        mutating func flush() {
+            guard count > 0 else { return }
+            _ = FCGX_PutStr(buffer.assumingMemoryBound(to: CChar.self), Int32(count), stream)
+            count = 0
+        }
+
+        /// Inlined into `writeHead`'s specialization: a literal's copy then has a constant length,
+        /// which the compiler turns into a few moves instead of a call.
+        @inline(__always)
+        mutating func write(bytes: UnsafeRawBufferPointer) {
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+            if count + bytes.count > StreamSink.capacity {
+                overflow(bytes)
+                return
+            }
+            (buffer + count).copyMemory(from: base, byteCount: bytes.count)
+            count += bytes.count
+        }
+
+        /// The rare way: what does not fit goes after what is held; what is larger than the whole
+        /// buffer goes straight to libfcgi, without a copy here.
+        @inline(never)
+        mutating func overflow(_ bytes: UnsafeRawBufferPointer) {
+            flush()
+            if bytes.count > StreamSink.capacity {
+                _ = FCGX_PutStr(bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count), stream)
+            } else {
+                buffer.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                count = bytes.count
             }
         }
 
-        func write(_ string: String) {
+        @inline(__always)
+        mutating func write(_ literal: StaticString) {
+            write(bytes: UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+        }
+
+        @inline(__always)
+        mutating func write(_ string: String) {
             var s = string
-            s.withUTF8 { bytes in
-                guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
-                _ = UnsafeRawPointer(base).withMemoryRebound(to: CChar.self, capacity: bytes.count) {
-                    FCGX_PutStr($0, Int32(bytes.count), stream)
-                }
-            }
+            s.withUTF8 { write(bytes: UnsafeRawBufferPointer($0)) }
         }
 
-        func write(decimal value: Int) {
-            DecimalDigits.withASCII(value) {
-                _ = FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32($0.count), stream)
-            }
+        @inline(__always)
+        mutating func write(decimal value: Int) {
+            DecimalDigits.withASCII(value) { write(bytes: $0) }
         }
     }
 }

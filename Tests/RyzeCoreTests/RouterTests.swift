@@ -47,6 +47,43 @@ import Testing
     }
 }
 
+/// The tree of segments answers exactly as a scan of the routes in registration order would.
+@Suite struct RouterOverlapTests {
+    var router: Router<String> {
+        var r = Router<String>()
+        r.add("GET", "/a/:x", "capture")
+        r.add("GET", "/a/b", "literal")
+        r.add("POST", "/a/b", "post")
+        r.add("DELETE", "/:y/c", "delete")
+        r.add("VERYLONGMETHOD", "/a/b", "long")
+        return r
+    }
+
+    @Test func theFirstRegisteredOfOverlappingRoutesWins() {
+        guard case .found(let h, let p) = router.match(method: "GET", path: "/a/b") else { Issue.record("no match"); return }
+        #expect(h == "capture" && p["x"] == "b")
+        guard case .found(let d, let q) = router.match(method: "DELETE", path: "/a/c") else { Issue.record("no match"); return }
+        #expect(d == "delete" && q["y"] == "a")
+        guard case .found(let post, _) = router.match(method: "POST", path: "/a/b") else { Issue.record("no match"); return }
+        #expect(post == "post")
+    }
+
+    @Test func allowListsEveryMatchingRouteInRegistrationOrder() {
+        guard case .methodNotAllowed(let a) = router.match(method: "PUT", path: "/a/b") else { Issue.record("expected 405"); return }
+        #expect(a == ["GET", "POST", "VERYLONGMETHOD"])
+        guard case .methodNotAllowed(let c) = router.match(method: "PUT", path: "/a/c") else { Issue.record("expected 405"); return }
+        #expect(c == ["GET", "DELETE"])
+        if case .found = router.match(method: "GET", path: "/b/b") { Issue.record("/b/b should not match") }
+    }
+
+    @Test func methodsLongerThanAWordAreToldApart() {
+        guard case .found(let h, _) = router.match(method: "VERYLONGMETHOD", path: "/a/b") else { Issue.record("no match"); return }
+        #expect(h == "long")
+        guard case .methodNotAllowed(let a) = router.match(method: "VERYLONGMETHOX", path: "/a/b") else { Issue.record("expected 405"); return }
+        #expect(a == ["GET", "POST", "VERYLONGMETHOD"])
+    }
+}
+
 @Suite struct RouteTableTests {
     @Test func duplicateRoutesAreRefused() throws {
         var r = Router<String>()

@@ -23,6 +23,24 @@ public struct TokenDigest: Hashable, Sendable, CustomStringConvertible {
         (w0, w1, w2, w3) = words
     }
 
+    /// As a dictionary key (the state's token table, looked up on every request): a digest is
+    /// SHA-256 output, so each of its words is already uniform, and a client that chooses an
+    /// instance's token still cannot choose its digest's bits without brute force. One word
+    /// through a bijective mixer keyed by the table's seed and a per-process random key (as
+    /// Hasher's own seed is) is then as good a bucket hash as SipHash over all 32 bytes: which
+    /// digests share a bucket is unknown outside the process. A few instructions instead of about
+    /// 450 per lookup. `==` still compares all four words.
+    public func hash(into hasher: inout Hasher) { hasher.combine(w0) }
+
+    public func _rawHashValue(seed: Int) -> Int {
+        var h = w0 ^ UInt64(UInt(bitPattern: seed)) ^ TokenDigest.hashKey
+        h = (h ^ (h >> 32)) &* 0xD6E8_FEB8_6659_FD93
+        h = (h ^ (h >> 32)) &* 0xD6E8_FEB8_6659_FD93
+        return Int(truncatingIfNeeded: h ^ (h >> 32))
+    }
+
+    private static let hashKey = UInt64.random(in: .min ... .max)
+
     /// The 32 digest bytes, in SHA-256 output order.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 32 else { return nil }

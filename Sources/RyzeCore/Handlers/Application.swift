@@ -48,8 +48,13 @@ public final class Application: Sendable {
     let logger: Logger
     let router: Router<Endpoint>
     let workerStatistics: WorkerStatistics?
-    /// Set once in `init`, after `self` exists (the status step refers back to the application).
-    nonisolated(unsafe) private var pipeline: Pipeline!
+    /// The cross-cutting steps in the order they run, then `callHandler`.
+    typealias Steps = Then<Then<Then<Then<Then<Then<Then<Then<StatusPageStep, FollowStore>, Authentication>, CORS>, RateLimiting>,
+                                        Preflight>, RouteCheck>, RequireFreshState>, Authorization>
+    /// Allocated before `self` exists and initialized at the end of `init` (the status step refers
+    /// back to the application), never written again, freed in `deinit`: requests only read it,
+    /// in place. (An optional `var` here was copied out on every request.)
+    nonisolated(unsafe) private let steps: UnsafeMutablePointer<Steps>
 
     public init(store: any StateStore, limiter: RateLimiter, configuration: Configuration, secrets: SecretBox?,
                 queue: (any EventQueue)? = nil, stream: (any EventStream)? = nil,
@@ -63,19 +68,16 @@ public final class Application: Sendable {
         self.workerStatistics = statistics
         self.logger = logger
         router = Application.routes()
-        var steps: [any Middleware] = []
-        if let path = configuration.statusPath { steps.append(StatusPageStep(path: path, application: self)) }
-        steps += [
-            FollowStore(store: store, logger: logger),
-            Authentication(store: store, memo: TokenMemo()),
-            CORS(origins: configuration.corsOrigins),
-            RateLimiting(limiter: limiter),
-            Preflight(),
-            RouteCheck(),
-            RequireFreshState(),
-            Authorization(),
-        ]
-        pipeline = Pipeline(steps: steps) { [unowned self] request, state in self.callHandler(request, state) }
+        steps = .allocate(capacity: 1)
+        steps.initialize(to: StatusPageStep(path: configuration.statusPath, application: self)
+            .then(FollowStore(store: store, logger: logger))
+            .then(Authentication(store: store, memo: TokenMemo()))
+            .then(CORS(origins: configuration.corsOrigins))
+            .then(RateLimiting(limiter: limiter))
+            .then(Preflight())
+            .then(RouteCheck())
+            .then(RequireFreshState())
+            .then(Authorization()))
     }
 
     /// The route table: every endpoint of SPEC §4 with its access rule and its 500.
@@ -116,11 +118,15 @@ public final class Application: Sendable {
         return r
     }
 
-    deinit { streamFailures.destroy() }
+    deinit {
+        streamFailures.destroy()
+        steps.deinitialize(count: 1)
+        steps.deallocate()
+    }
 
     public func respond(to request: HTTPRequest) -> HTTPResponse {
         var state = RequestState(match: router.match(method: request.method, path: request.path))
-        return pipeline.respond(request, &state)
+        return steps.pointee.handle(request, &state) { callHandler(request, $0) }
     }
 
     /// The end of the pipeline: the route's handler, and the one place its errors become answers.
