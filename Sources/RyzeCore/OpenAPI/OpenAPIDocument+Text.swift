@@ -95,16 +95,23 @@ paths:
         '404': {$ref: '#/components/responses/WebSocketNotFound'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
         '500': {$ref: '#/components/responses/FailedToGetWebsocket'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
     options:
       operationId: optionsGetWebsocket
       tags: [websocket]
       summary: CORS preflight
+      description: Answered for any segment, before the instance is looked at.
       security: []
+      parameters:
+        - {$ref: '#/components/parameters/anySegment'}
       responses:
         '204': {$ref: '#/components/responses/Preflight'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
   /api/events/websocket/{instance}:
     parameters:
@@ -149,16 +156,23 @@ paths:
         '413': {$ref: '#/components/responses/TooLarge'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
         '500': {$ref: '#/components/responses/FailedToSaveWebsocket'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
     options:
       operationId: optionsWebsocket
       tags: [websocket]
       summary: CORS preflight
+      description: Answered for any segment, before the instance is looked at.
       security: []
+      parameters:
+        - {$ref: '#/components/parameters/anySegment'}
       responses:
         '204': {$ref: '#/components/responses/Preflight'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
   /api/events/webhook/{instance}:
     parameters:
@@ -209,7 +223,9 @@ paths:
         '413': {$ref: '#/components/responses/TooLarge'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
         '500': {$ref: '#/components/responses/FailedToSaveWebhook'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
     get:
       operationId: getWebhooksAlias
       tags: [webhooks]
@@ -224,7 +240,9 @@ paths:
         '404': {$ref: '#/components/responses/WebhookNotFound'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
         '500': {$ref: '#/components/responses/FailedToGetWebhook'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
     delete:
       operationId: deleteWebhook
       tags: [webhooks]
@@ -277,16 +295,23 @@ paths:
         '413': {$ref: '#/components/responses/TooLarge'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
         '500': {$ref: '#/components/responses/FailedToDeleteWebhook'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
     options:
       operationId: optionsWebhook
       tags: [webhooks]
       summary: CORS preflight
+      description: Answered for any segment, before the instance is looked at.
       security: []
+      parameters:
+        - {$ref: '#/components/parameters/anySegment'}
       responses:
         '204': {$ref: '#/components/responses/Preflight'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
   /api/events/getWebhook/{instance}:
     parameters:
@@ -309,16 +334,23 @@ paths:
         '404': {$ref: '#/components/responses/WebhookNotFound'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
         '500': {$ref: '#/components/responses/FailedToGetWebhook'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
     options:
       operationId: optionsGetWebhook
       tags: [webhooks]
       summary: CORS preflight
+      description: Answered for any segment, before the instance is looked at.
       security: []
+      parameters:
+        - {$ref: '#/components/parameters/anySegment'}
       responses:
         '204': {$ref: '#/components/responses/Preflight'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
   /api/instance/new:
     post:
@@ -418,7 +450,9 @@ paths:
                   error:
                     properties:
                       message: {const: Failed to create instance}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
     options:
       operationId: optionsCreateInstance
       tags: [instances]
@@ -427,7 +461,9 @@ paths:
       responses:
         '204': {$ref: '#/components/responses/Preflight'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
   /api/instance/list:
     get:
@@ -482,7 +518,9 @@ paths:
                   error:
                     properties:
                       message: {const: Failed to list instances}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
     options:
       operationId: optionsListInstances
       tags: [instances]
@@ -491,7 +529,9 @@ paths:
       responses:
         '204': {$ref: '#/components/responses/Preflight'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
   /api/instance/delete/{instance}:
     parameters:
@@ -548,16 +588,23 @@ paths:
                   error:
                     properties:
                       message: {type: string, pattern: '^Failed to delete instance: '}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
     options:
       operationId: optionsDeleteInstance
       tags: [instances]
       summary: CORS preflight
+      description: Answered for any segment, before the instance is looked at.
       security: []
+      parameters:
+        - {$ref: '#/components/parameters/anySegment'}
       responses:
         '204': {$ref: '#/components/responses/Preflight'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
   /api/events/publish/{instance}:
     parameters:
@@ -659,16 +706,23 @@ paths:
                   error:
                     properties:
                       message: {const: Failed to queue event}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
     options:
       operationId: optionsPublish
       tags: [events]
       summary: CORS preflight
+      description: Answered for any segment, before the instance is looked at.
       security: []
+      parameters:
+        - {$ref: '#/components/parameters/anySegment'}
       responses:
         '204': {$ref: '#/components/responses/Preflight'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
   /ws/{instance}:
     parameters:
@@ -742,7 +796,9 @@ paths:
                       message: {const: WebSocket upgrade required}
         '429': {$ref: '#/components/responses/TooManyRequests'}
         '500': {$ref: '#/components/responses/FailedToGetWebsocket'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
   /api/openapi.yaml:
     get:
@@ -763,9 +819,16 @@ paths:
             X-RateLimit-Reset: {$ref: '#/components/headers/X-RateLimit-Reset'}
           content:
             application/yaml:
-              schema: {type: string}
+              schema:
+                description: This document (a YAML mapping).
+                type: object
+                required: [openapi, info, paths, components]
+                properties:
+                  openapi: {const: 3.1.0}
         '429': {$ref: '#/components/responses/TooManyRequests'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
     options:
       operationId: optionsOpenAPI
       tags: [service]
@@ -774,7 +837,9 @@ paths:
       responses:
         '204': {$ref: '#/components/responses/Preflight'}
         '429': {$ref: '#/components/responses/TooManyRequests'}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
   /status:
     get:
@@ -803,7 +868,9 @@ paths:
               schema: {$ref: '#/components/schemas/Status'}
             text/plain:
               schema: {type: string}
+        '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
 components:
   securitySchemes:
@@ -829,6 +896,13 @@ components:
       required: true
       description: The instance's name (`^[A-Za-z0-9_-]{1,100}$`; a segment that breaks the rule is simply an instance that is not found). Percent-encoding is decoded first.
       schema: {$ref: '#/components/schemas/InstanceName'}
+      example: shop
+    anySegment:
+      name: instance
+      in: path
+      required: true
+      description: Any non-empty segment.
+      schema: {type: string, minLength: 1}
       example: shop
     label:
       name: label
@@ -1003,7 +1077,9 @@ components:
                 properties:
                   message: {const: Rate limit exceeded. Try again later.}
     Unavailable:
-      description: No worker could answer (nginx's own answer, without the rate-limit headers).
+      description: |
+        nginx's own answer when no worker could take the request (502, 503) or answer it in time
+        (504), in the same envelope, without the rate-limit headers.
       content:
         application/json:
           schema: {$ref: '#/components/schemas/Error'}
@@ -1267,7 +1343,10 @@ components:
           description: The `default` label, or a disabled `default` when that label was never saved.
           $ref: '#/components/schemas/WebhookSummary'
     InstanceInput:
-      description: Unknown keys are ignored. An invalid `websocket*` or `webhook*` block does not abort creation.
+      description: |
+        Unknown keys are ignored. `websocket*` and `webhook*` fields are checked with the rules
+        of their own endpoints, but an invalid block does not abort creation: the instance is
+        created with that block `null` in the answer (so no value of them makes the body a 400).
       type: object
       required: [name]
       properties:
@@ -1276,15 +1355,20 @@ components:
           description: A caller-chosen instance token, unique across the deployment.
           type: string
           pattern: '^[!-~]{16,256}$'
-        websocketEnabled: {type: boolean}
-        websocketEvents: {$ref: '#/components/schemas/EventList'}
-        websocketMediaBase64: {type: boolean}
-        webhookEnabled: {type: boolean}
-        webhookURL: {$ref: '#/components/schemas/WebhookURL'}
-        webhookAuthorization: {type: string, maxLength: 1024, pattern: '^[ -~]*$'}
-        webhookByEvents: {type: boolean}
-        webhookEvents: {$ref: '#/components/schemas/EventList'}
-        webhookMediaBase64: {type: boolean}
+        websocketEnabled: {$ref: '#/components/schemas/BlockField', x-valid: {type: boolean}}
+        websocketEvents: {$ref: '#/components/schemas/BlockField', x-valid: {$ref: '#/components/schemas/EventList'}}
+        websocketMediaBase64: {$ref: '#/components/schemas/BlockField', x-valid: {type: boolean}}
+        webhookEnabled: {$ref: '#/components/schemas/BlockField', x-valid: {type: boolean}}
+        webhookURL: {$ref: '#/components/schemas/BlockField', x-valid: {$ref: '#/components/schemas/WebhookURL'}}
+        webhookAuthorization: {$ref: '#/components/schemas/BlockField', x-valid: {type: string, maxLength: 1024, pattern: '^[ -~]*$'}}
+        webhookByEvents: {$ref: '#/components/schemas/BlockField', x-valid: {type: boolean}}
+        webhookEvents: {$ref: '#/components/schemas/BlockField', x-valid: {$ref: '#/components/schemas/EventList'}}
+        webhookMediaBase64: {$ref: '#/components/schemas/BlockField', x-valid: {type: boolean}}
+    BlockField:
+      description: |
+        A field of the `websocket*` or `webhook*` block of instance creation: `x-valid` is what
+        the block needs to be saved; any other value drops the block (it is `null` in the
+        answer), without refusing the request.
     PublishInput:
       type: object
       required: [event, data]
