@@ -868,6 +868,25 @@ paths:
               schema: {$ref: '#/components/schemas/Status'}
             text/plain:
               schema: {type: string}
+        '403':
+          description: nginx's refusal of a client that is not local (`deny`), in the envelope.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Error'}
+        '404':
+          description: The status page is off (no `--status-path`), or at another path.
+          headers:
+            X-RateLimit-Limit: {$ref: '#/components/headers/X-RateLimit-Limit'}
+            X-RateLimit-Remaining: {$ref: '#/components/headers/X-RateLimit-Remaining'}
+            X-RateLimit-Reset: {$ref: '#/components/headers/X-RateLimit-Reset'}
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+                properties:
+                  error:
+                    properties:
+                      message: {const: Route not found}
         '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
         '504': {$ref: '#/components/responses/Unavailable'}
