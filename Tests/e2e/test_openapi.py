@@ -2,7 +2,6 @@
 held to what the real stack (nginx + spawn-fcgi workers) answers by schemathesis."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -56,7 +55,7 @@ def test_document_describes_every_route_and_no_other():
             if method in ("get", "post", "delete", "put", "patch") and path != "/status":
                 documented.add((method.upper(), path))
     assert documented == table
-    assert all("options" in item for path, item in load_spec()["paths"].items() if path not in ("/ws/{instance}", "/status"))
+    assert all("options" in item for path, item in load_spec()["paths"].items() if path != "/status")
 
 
 def test_served_without_a_token(deployment):
@@ -110,10 +109,11 @@ SCHEME_CREDENTIAL = {"bearerToken": "bearer", "tokenHeader": "api_key", "tokenQu
 def schemathesis(d, tmp_path, scheme, token, seconds, *extra):
     """One `st run` of openapi.yaml against the stack, with `token` through the security scheme
     `scheme` (so schemathesis knows it, for `ignored_auth`, and sends no made-up one instead)."""
-    st = shutil.which("st") or pytest.fail("schemathesis is not installed (deploy/install-deps.sh)")
+    # schemathesis' `st`, run by the Python that runs the tests (where install-deps.sh put it).
+    st = [sys.executable, "-m", "schemathesis.cli"]
     config = tmp_path / "schemathesis.toml"
     config.write_text(f'[auth.openapi.{scheme}]\n{SCHEME_CREDENTIAL[scheme]} = "{token}"\n')
-    cmd = [st, "--config-file", str(config), "--no-color", "run", str(SPEC), "--url", f"http://127.0.0.1:{d.port}",
+    cmd = [*st, "--config-file", str(config), "--no-color", "run", str(SPEC), "--url", f"http://127.0.0.1:{d.port}",
            "--checks", CHECKS, "--max-examples", str(MAX_EXAMPLES), "--max-time", str(seconds),
            # One worker: hypothesis 6.155's lambda-description cache is not thread-safe (a
            # KeyError inside generation with two).
@@ -124,8 +124,10 @@ def schemathesis(d, tmp_path, scheme, token, seconds, *extra):
     sys.stdout.write(r.stdout[-20000:])
     sys.stderr.write(r.stderr[-5000:])
     assert r.returncode == 0, r.stdout[-6000:]
-    # A token that never got past 401/403 would leave the run testing nothing but refusals.
-    assert "Authentication failed" not in r.stdout, r.stdout[-6000:]
+    # A token that got nothing but 401 on some operation would leave it tested for refusals only.
+    # (Only-403 is no sign of that: an instance token is 403 on every other instance's path, and
+    # whether the fuzzer's few requests for /ws/shop came in the run varies.)
+    assert "401 Unauthorized (" not in r.stdout, r.stdout[-6000:]
 
 
 # Publishing takes publisher tokens only, the other operations never do: separate runs. An

@@ -799,6 +799,20 @@ paths:
         '502': {$ref: '#/components/responses/Unavailable'}
         '503': {$ref: '#/components/responses/Unavailable'}
         '504': {$ref: '#/components/responses/Unavailable'}
+    options:
+      operationId: optionsStream
+      tags: [websocket]
+      summary: CORS preflight
+      description: Answered for any segment, before the instance is looked at.
+      security: []
+      parameters:
+        - {$ref: '#/components/parameters/anySegment'}
+      responses:
+        '204': {$ref: '#/components/responses/Preflight'}
+        '429': {$ref: '#/components/responses/TooManyRequests'}
+        '502': {$ref: '#/components/responses/Unavailable'}
+        '503': {$ref: '#/components/responses/Unavailable'}
+        '504': {$ref: '#/components/responses/Unavailable'}
 
   /api/openapi.yaml:
     get:
