@@ -35,4 +35,20 @@ if ! python3 -c 'import websocket' 2>/dev/null; then
     python3 -m pip install -q websocket-client || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-websocket >/dev/null; }
 fi
 
+# Tests/e2e/test_openapi.py: openapi.yaml is validated with openapi-spec-validator and the stack
+# fuzzed against it with schemathesis (its `st` command). Pinned: schemathesis' checks and
+# command line change between releases, and CI must run what was tried.
+pip_pinned() {   # DIST==VERSION: installs it unless exactly that version is there
+    python3 - "$1" <<'PY' 2>/dev/null && return 0
+import sys
+from importlib.metadata import version
+name, wanted = sys.argv[1].split("==")
+sys.exit(0 if version(name) == wanted else 1)
+PY
+    echo "installing $1"
+    python3 -m pip install -q "$1" || python3 -m pip install -q --break-system-packages "$1"
+}
+pip_pinned openapi-spec-validator==0.9.0
+pip_pinned schemathesis==4.32.5
+
 command -v swift >/dev/null 2>&1 || { echo "swift is not on PATH: install the Swift 6 toolchain first" >&2; exit 1; }

@@ -80,7 +80,8 @@ public final class Application: Sendable {
             .then(Authorization()))
     }
 
-    /// The route table: every endpoint of SPEC §4 with its access rule and its 500.
+    /// The route table: every endpoint of SPEC §4 with its access rule and its 500, and the
+    /// OpenAPI document that describes them (openapi.yaml).
     static func routes() -> Router<Endpoint> {
         var r = Router<Endpoint>()
         r.add("GET", "/api/events/getWebsocket/:instance", Endpoint(
@@ -112,6 +113,7 @@ public final class Application: Sendable {
         r.add("DELETE", "/api/events/webhook/:instance", Endpoint(
             access: .accountOrInstance, storeFailure: .init(message: "Failed to delete webhook")
         ) { app, request, context throws(APIError) in try app.deleteWebhook(request, context) })
+        r.add("GET", "/api/openapi.yaml", Endpoint(anyone: { _, _ in OpenAPIDocument.response() }))
         r.add("GET", "/ws/:instance", Endpoint(
             access: .accountOrInstance, storeFailure: .init(message: "Failed to get websocket configuration")
         ) { app, request, context throws(APIError) in try app.openStream(request, context) })
@@ -131,7 +133,9 @@ public final class Application: Sendable {
 
     /// The end of the pipeline: the route's handler, and the one place its errors become answers.
     private func callHandler(_ request: HTTPRequest, _ state: RequestState) -> HTTPResponse {
-        // The steps before guarantee a route, a token and its principal.
+        // The steps before guarantee a route, and a token and its principal unless the route is
+        // open to anyone.
+        if case .found(let endpoint, _) = state.match, let open = endpoint.publicHandle { return open(self, request) }
         guard case .found(let endpoint, let parameters) = state.match, let principal = state.principal, let digest = state.digest else {
             return .error(.internalServerError, "Internal server error")
         }

@@ -8,6 +8,10 @@ final class Endpoint: Sendable {
         case accountOnly
         /// Publisher tokens only (SPEC §6.1); account and instance tokens get 401 `Invalid token`.
         case publisherOnly
+        /// No token needed, and one that is sent is not looked at: the route's answer does not
+        /// depend on who asks nor on the store (GET /api/openapi.yaml). Charged to the client
+        /// network's bucket (`Bucket.anonymous`).
+        case anyone
 
         func admits(_ principal: State.Principal) -> Bool {
             switch (self, principal) {
@@ -26,6 +30,9 @@ final class Endpoint: Sendable {
         case create
         /// Publishing: a bucket of its own per publisher token.
         case publish
+        /// The client network's bucket, the one of requests without a valid token, whatever
+        /// token is sent (README "The OpenAPI document").
+        case anonymous
     }
 
     /// The 500 of SPEC §4 for this endpoint. With `withCause`, `": <cause>"` follows, a short
@@ -38,19 +45,35 @@ final class Endpoint: Sendable {
     }
 
     typealias Handler = @Sendable (Application, HTTPRequest, RequestContext) throws(APIError) -> HTTPResponse
+    /// A route of `Access.anyone`: no principal, no store, nothing that can fail.
+    typealias PublicHandler = @Sendable (Application, HTTPRequest) -> HTTPResponse
 
     let access: Access
     let bucket: Bucket
     let storeFailure: StoreFailure
     /// The request is passed on its own, borrowed: copying it into the context would retain and
-    /// release every one of its strings once more per request.
+    /// release every one of its strings once more per request. Unused when `publicHandle` is set.
     let handle: Handler
+    /// Set exactly when `access` is `.anyone`.
+    let publicHandle: PublicHandler?
 
     init(access: Access, bucket: Bucket = .general, storeFailure: StoreFailure, handle: @escaping Handler) {
+        precondition(access != .anyone, "a route open to anyone is made with init(anyone:)")
         self.access = access
         self.bucket = bucket
         self.storeFailure = storeFailure
         self.handle = handle
+        self.publicHandle = nil
+    }
+
+    /// A route open to anyone, charged to the client network's bucket.
+    init(anyone handle: @escaping PublicHandler) {
+        access = .anyone
+        bucket = .anonymous
+        // Never answered: `RequireFreshState` lets these routes through (they read no state).
+        storeFailure = StoreFailure(message: "Internal server error")
+        self.handle = { _, _, _ throws(APIError) in throw .refused(.internalServerError, "Internal server error") }
+        publicHandle = handle
     }
 }
 

@@ -5,6 +5,8 @@ struct Authentication: Middleware {
     let memo: TokenMemo
 
     func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
+        // A route open to anyone never looks at a token: none is hashed or looked up for it.
+        if state.endpoint?.access == .anyone { return next(&state) }
         if let token = TokenSource.token(in: request) {
             var principal: State.Principal?
             let (digest, hit) = memo.digest(of: token) { d in
@@ -27,7 +29,7 @@ struct Authentication: Middleware {
 /// instance token on publishing.
 struct Authorization: Middleware {
     func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
-        guard let endpoint = state.endpoint else { return next(&state) }
+        guard let endpoint = state.endpoint, endpoint.access != .anyone else { return next(&state) }
         if state.token == nil {
             return .error(.unauthorized, "Missing token in header, Authorization header, or query parameter")
         }

@@ -6,6 +6,7 @@ struct RateLimiting: Middleware {
     func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
         let bucket: RateLimiter.Bucket
         switch (state.principal, state.digest, state.endpoint?.bucket) {
+        case (_, _, .anonymous?): bucket = .address(request.remoteAddress)
         case (.account?, let d?, .create?): bucket = .create(d)
         case (.publisher?, let d?, .publish?): bucket = .publish(d)
         case (_?, let d?, _): bucket = .token(d)

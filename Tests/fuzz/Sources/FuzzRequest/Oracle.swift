@@ -8,11 +8,11 @@ enum Oracle {
     }
 
     /// SPEC §1 and the contract's 500s: every answer is JSON (aside: a 204, the Prometheus status
-    /// page, and the stream gate's empty 200 that hands the connection to nginx's internal nchan
-    /// location), an error is exactly the envelope, and no input makes the API fail (a 5xx is a
-    /// bug here: the store is healthy and the queue always takes the event). SPEC §3: every API
-    /// answer carries the rate-limit headers. No header carries a line break (response
-    /// splitting).
+    /// page, the stream gate's empty 200 that hands the connection to nginx's internal nchan
+    /// location, and the OpenAPI document, exactly its bytes), an error is exactly the envelope,
+    /// and no input makes the API fail (a 5xx is a bug here: the store is healthy and the queue
+    /// always takes the event). SPEC §3: every API answer carries the rate-limit headers. No
+    /// header carries a line break (response splitting).
     static func check(_ r: HTTPResponse, for request: HTTPRequest, statusPath: String) {
         let what = "\(request.method) \(request.path)?\(request.query) -> \(r.status.code) \(String(decoding: r.body.prefix(200), as: UTF8.self))"
         require(r.status.code < 500, "a 5xx: \(what)")
@@ -23,6 +23,9 @@ enum Oracle {
                       top[1].0 == "error", case .object(let error) = top[1].1, error.count == 1, error[0].0 == "message",
                       case .string = error[0].1 else { fatalError("fuzz-request invariant: not the error envelope: \(what)") }
             }
+        } else if r.status.code == 200, request.path == "/api/openapi.yaml" {
+            require(request.method == "GET" && r.contentType == OpenAPIDocument.contentType && r.body == OpenAPIDocument.bytes,
+                    "the OpenAPI document: \(what)")
         } else if r.status.code == 200, request.path.hasPrefix("/ws/") {
             let redirect = r.headers.first { $0.0 == "X-Accel-Redirect" }?.1 ?? ""
             require(r.body.isEmpty && redirect.hasPrefix(StreamGate.internalLocation), "the stream gate's answer: \(what)")
