@@ -1,0 +1,197 @@
+"""SPEC §7, the Redis parts: two "hosts" -- two separate nginx + worker sets, each with its own
+data directory -- sharing one throwaway redis-server: `serve --rate-limit-store redis://...` for
+the GCRA buckets, and nchan's Redis mode (`nchan_redis_pass`) for the WebSocket fan-out.
+
+There is no shared state store here (PostgreSQL is another part of §7), so both hosts know the
+same accounts and instances because host B's data directory starts as a copy of host A's
+(`events.log` and `secret.key`, copied before B starts): B replays the same log. What B learns
+later from A's writes it does not see; the tests only need what both had at the copy."""
+import concurrent.futures
+import shutil
+import threading
+import time
+
+import pytest
+
+from harness import Deployment
+from redis_server import RedisServer
+from test_stream import Subscriber, envelope, publish
+
+UNAVAILABLE = {"success": False, "error": {"message": "Service temporarily unavailable"}}
+
+
+@pytest.fixture
+def redis():
+    r = RedisServer().start()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def hosts(redis):
+    """make(args, prepare) -> (A, B): A started and prepared (accounts, instances), then B started
+    on a copy of A's data directory; both on the one Redis."""
+    made = []
+
+    def make(args, prepare=lambda a: None, workers=2, threads=4):
+        common = dict(workers=workers, threads=threads, ws_ping_interval=2, nchan_redis=redis.url,
+                      args=[*args, "--rate-limit-store", redis.url, "--status-path", "/status", "--base-url", "https://api.example"])
+        a = Deployment(**common).start()
+        made.append(a)
+        prepared = prepare(a)
+        b = Deployment(**common)
+        made.append(b)
+        b.data.mkdir(parents=True)
+        for f in ("events.log", "secret.key"):
+            shutil.copy2(a.data / f, b.data / f)
+        b.start()
+        return a, b, prepared
+
+    yield make
+    for d in made:
+        log = (d.dir / "nginx-error.log").read_text() if (d.dir / "nginx-error.log").exists() else ""
+        d.close()
+        assert "exited on signal" not in log, log
+
+
+def spread(hosts, n, **kw):
+    """n requests at once, alternating between the hosts; (responses, elapsed seconds)."""
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        start = time.monotonic()
+        rs = list(pool.map(lambda i: hosts[i % len(hosts)].request("GET", "/api/instance/list", **kw), range(n)))
+        return rs, time.monotonic() - start
+
+
+# --- (a) one bucket across hosts ---------------------------------------------------------------
+def test_a_tokens_burst_spread_over_two_hosts_is_held_to_one_limit(hosts):
+    a, b, token = hosts([], lambda a: a.account("burst"))
+    # Both hosts know the token (B replayed A's log).
+    assert b.request("GET", "/api/instance/list", token=token).status == 200
+    assert a.request("GET", "/api/instance/list", token=token).status == 200
+    rs, elapsed = spread([a, b], 300, token=token)
+    admitted = sum(r.status == 200 for r in rs)
+    refused = [r for r in rs if r.status == 429]
+    assert admitted + len(refused) == 300, {r.status for r in rs}
+    # SPEC §3's property, as on one host: 100/min, the 2 requests above included.
+    assert 98 <= admitted <= 98 + elapsed / 0.6 + 1, (admitted, elapsed)
+    r = refused[0]
+    assert r.json == {"success": False, "error": {"message": "Rate limit exceeded. Try again later."}}
+    assert r.headers["x-ratelimit-limit"] == "100" and r.headers["x-ratelimit-remaining"] == "0"
+    assert int(r.headers["retry-after"]) == 1
+    assert time.time() - 1 <= int(r.headers["x-ratelimit-reset"]) <= time.time() + 61
+    # Refusals came from both hosts: the bucket really is shared.
+    assert {id(h) for h, r in zip([a, b] * 150, rs) if r.status == 429} == {id(a), id(b)}
+
+
+def test_headers_count_down_across_hosts_and_buckets_are_per_token_and_per_network(hosts, redis):
+    a, b, tokens = hosts(["--anon-rate-limit", "4"], lambda a: (a.account("one"), a.account("two")))
+    one, two = tokens
+    now = time.time()
+    seen = [h.request("GET", "/api/instance/list", token=one) for h in (a, b, a, b)]
+    assert [int(r.headers["x-ratelimit-remaining"]) for r in seen] == [99, 98, 97, 96]
+    assert all(r.headers["x-ratelimit-limit"] == "100" for r in seen)
+    assert now <= int(seen[-1].headers["x-ratelimit-reset"]) <= now + 4
+    # Another token: a bucket of its own.
+    assert int(b.request("GET", "/api/instance/list", token=two).headers["x-ratelimit-remaining"]) == 99
+    # Without a token: one bucket per client network, across hosts (4 a minute here).
+    anon = [h.request("GET", "/api/instance/list", source_address="127.0.0.9") for h in (a, b, a, b, a)]
+    assert [r.status for r in anon] == [401, 401, 401, 401, 429]
+    assert b.request("GET", "/api/instance/list", source_address="127.0.0.10").status == 401
+    # Redis holds hashed names only: no token, no address.
+    keys = redis.command("--scan", "--pattern", "*")
+    assert keys and one not in keys and two not in keys and "127.0.0" not in keys
+    assert all(k.startswith("ryze:rl:") for k in keys.split())
+
+
+# --- (b) Redis gone: 503 within 2 s, then back by itself --------------------------------------
+def test_redis_stopped_under_load_gives_503_quickly_and_service_resumes(hosts, redis):
+    a, b, token = hosts(["--rate-limit", "6000000"], lambda a: a.account("load"))
+    results = []   # (time sent, seconds taken, status, json)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load(host):
+        while not stop.is_set():
+            t = time.monotonic()
+            r = host.request("GET", "/api/instance/list", token=token)
+            with lock:
+                results.append((t, time.monotonic() - t, r.status, r.json, r.headers))
+
+    threads = [threading.Thread(target=load, args=(h,)) for h in (a, b) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1)
+        killed = time.monotonic()
+        redis.stop()
+        time.sleep(2)
+        restarted = time.monotonic()
+        redis.start()
+        time.sleep(3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    before = [r for r in results if r[0] + r[1] < killed]
+    during = [r for r in results if killed + 0.1 < r[0] < restarted]
+    after = [r for r in results if r[0] > restarted + 1.5]
+    assert before and all(r[2] == 200 for r in before), {r[2] for r in before}
+    assert during and all(r[1] < 2 for r in results), max(r[1] for r in results)
+    unavailable = [r for r in during if r[2] == 503]
+    assert len(unavailable) == len(during), {r[2] for r in during}
+    assert all(r[3] == UNAVAILABLE for r in unavailable)
+    h = unavailable[0][4]
+    assert h["retry-after"] == "1" and h["x-ratelimit-limit"] == "6000000" and h["x-ratelimit-remaining"] == "0"
+    assert after and all(r[2] == 200 for r in after), {r[2] for r in after}
+    # The status page counts them (each worker its own; the page is answered without the limiter).
+    failures = sum(host.request("GET", "/status").json["rateLimit"]["storeFailures"] for host in (a, b) for _ in range(6))
+    assert failures > 0
+
+
+def test_a_hung_redis_is_answered_503_within_2_seconds(hosts, redis):
+    a, b, token = hosts(["--rate-limit", "6000000"], lambda a: a.account("hung"))
+    assert a.request("GET", "/api/instance/list", token=token).status == 200
+    redis.freeze()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            def timed(i):
+                t = time.monotonic()
+                r = (a, b)[i % 2].request("GET", "/api/instance/list", token=token)
+                return time.monotonic() - t, r
+            out = list(pool.map(timed, range(40)))
+        assert all(r.status == 503 and r.json == UNAVAILABLE for _, r in out), {r.status for _, r in out}
+        assert max(t for t, _ in out) < 2, max(t for t, _ in out)
+    finally:
+        redis.thaw()
+    Deployment.wait_for(lambda: b.request("GET", "/api/instance/list", token=token).status == 200, "service to resume", 5)
+
+
+# --- (c) the fan-out across hosts --------------------------------------------------------------
+def test_an_event_published_on_host_a_reaches_a_websocket_client_on_host_b_without_replay(hosts):
+    def prepare(a):
+        token = a.account("fan")
+        shop = a.create_instance(token, "shop", websocketEnabled=True)
+        return shop, a.cli("publisher", "create", "--name", "producer").stdout.strip()
+
+    a, b, (shop, pub) = hosts([], prepare)
+    # Published before anyone listens: nchan_store_messages off (FIELD-NOTES, nchan issue #668
+    # with Redis) -- a later subscriber must not get it.
+    publish(a, pub, "shop", "message.exchange", {"n": "old"})
+    time.sleep(0.5)
+    on_b = Subscriber(b, f"/ws/shop?token={shop}")
+    on_a = Subscriber(a, f"/ws/shop?token={shop}")
+    try:
+        assert on_b.status == 101 and on_a.status == 101
+        on_b.nothing_within(1.5)
+        publish(a, pub, "shop", "message.exchange", {"n": 1})
+        import json
+        assert json.loads(on_b.next()) == envelope("message.exchange", {"n": 1}, "shop")
+        assert json.loads(on_a.next()) == envelope("message.exchange", {"n": 1}, "shop")
+        # And the other way round.
+        publish(b, pub, "shop", "message.exchange", {"n": 2})
+        assert json.loads(on_a.next())["data"] == {"n": 2}
+        assert json.loads(on_b.next())["data"] == {"n": 2}
+        on_b.nothing_within(1)
+    finally:
+        on_a.close()
+        on_b.close()
