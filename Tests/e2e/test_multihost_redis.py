@@ -7,6 +7,7 @@ same accounts and instances because host B's data directory starts as a copy of 
 (`events.log` and `secret.key`, copied before B starts): B replays the same log. What B learns
 later from A's writes it does not see; the tests only need what both had at the copy."""
 import concurrent.futures
+import json
 import shutil
 import threading
 import time
@@ -167,7 +168,7 @@ def test_a_hung_redis_is_answered_503_within_2_seconds(hosts, redis):
 
 
 # --- (c) the fan-out across hosts --------------------------------------------------------------
-def test_an_event_published_on_host_a_reaches_a_websocket_client_on_host_b_without_replay(hosts):
+def test_an_event_published_on_host_a_reaches_a_websocket_client_on_host_b_without_replay(hosts, redis):
     def prepare(a):
         token = a.account("fan")
         shop = a.create_instance(token, "shop", websocketEnabled=True)
@@ -184,7 +185,6 @@ def test_an_event_published_on_host_a_reaches_a_websocket_client_on_host_b_witho
         assert on_b.status == 101 and on_a.status == 101
         on_b.nothing_within(1.5)
         publish(a, pub, "shop", "message.exchange", {"n": 1})
-        import json
         assert json.loads(on_b.next()) == envelope("message.exchange", {"n": 1}, "shop")
         assert json.loads(on_a.next()) == envelope("message.exchange", {"n": 1}, "shop")
         # And the other way round.
@@ -192,6 +192,10 @@ def test_an_event_published_on_host_a_reaches_a_websocket_client_on_host_b_witho
         assert json.loads(on_a.next())["data"] == {"n": 2}
         assert json.loads(on_b.next())["data"] == {"n": 2}
         on_b.nothing_within(1)
+        # Nothing of the events is kept in Redis (nchan_redis_storage_mode nostore; in the default
+        # mode nchan 1.3.6 stores each message for an hour despite nchan_store_messages off).
+        keys = redis.command("--scan", "--pattern", "*").split()
+        assert not [k for k in keys if ":msg:" in k], keys
     finally:
         on_a.close()
         on_b.close()
