@@ -139,6 +139,8 @@ def test_redis_stopped_under_load_gives_503_quickly_and_service_resumes(hosts, r
     before = [r for r in results if r[0] + r[1] < killed]
     during = [r for r in results if killed + 0.1 < r[0] < restarted]
     after = [r for r in results if r[0] > restarted + 1.5]
+    print(f"redis killed: {len(results)} requests, slowest {max(r[1] for r in results):.3f} s, "
+          f"{len(before)} before / {len(during)} while down / {len(after)} after")
     assert before and all(r[2] == 200 for r in before), {r[2] for r in before}
     assert during and all(r[1] < 2 for r in results), max(r[1] for r in results)
     unavailable = [r for r in during if r[2] == 503]
@@ -164,6 +166,7 @@ def test_a_hung_redis_is_answered_503_within_2_seconds(hosts, redis):
                 return time.monotonic() - t, r
             out = list(pool.map(timed, range(40)))
         assert all(r.status == 503 and r.json == UNAVAILABLE for _, r in out), {r.status for _, r in out}
+        print(f"redis frozen: slowest of 40 answers {max(t for t, _ in out):.3f} s")
         assert max(t for t, _ in out) < 2, max(t for t, _ in out)
     finally:
         redis.thaw()
