@@ -67,8 +67,18 @@ public struct RateLimiter: Sendable {
 
     /// Charges one request; throws only when a shared store cannot decide (the table never does).
     public func consume(_ bucket: Bucket) throws(RateLimitUnavailable) -> GCRA.Decision {
+        if let table {
+            // The one-host path as it was before stores were abstracted: no RateKey is built.
+            let now = clock.nowMicroseconds()
+            switch bucket {
+            case .token(let d): return table.consume(key: table.key(digest: d, bucket: 1), rule: general, now: now)
+            case .create(let d): return table.consume(key: table.key(digest: d, bucket: 2), rule: create, now: now)
+            case .publish(let d): return table.consume(key: table.key(digest: d, bucket: 3), rule: publish, now: now)
+            case .address(let a):
+                return table.consume(key: table.key(network: ClientNetwork(remoteAddress: a, prefixes: prefixes)), rule: anonymous, now: now)
+            }
+        }
         let (key, rule) = charge(bucket)
-        if let table { return table.consume(key: table.key(key), rule: rule, now: clock.nowMicroseconds()) }
         return try store.consume(key, rule: rule, clock: clock)
     }
 }
