@@ -27,6 +27,21 @@ let package = Package(
             name: "CCurl",
             linkerSettings: [.linkedLibrary("curl")]
         ),
+        // hiredis (Debian's libhiredis-dev 0.14), the blocking client: only RyzeRedis sees it.
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // The multi-host rate-limit store (SPEC §7): RyzeCore's RateLimitStore on a Redis server.
+        .target(
+            name: "RyzeRedis",
+            dependencies: [
+                "CHiredis",
+                "RyzeCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // A blocking HTTP client over libcurl: webhook deliveries and the hand-off to nginx's fan-out.
         .target(
             name: "RyzeHTTP",
@@ -80,6 +95,7 @@ let package = Package(
                 "RyzeFastCGI",
                 "RyzeStream",
                 "RyzeDeliver",
+                "RyzeRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -108,6 +124,11 @@ let package = Package(
         .testTarget(
             name: "RyzeFastCGITests",
             dependencies: ["RyzeFastCGI", "RyzeCore", "CFastCGI"]
+        ),
+        // RedisRateStore and its Lua script against a throwaway redis-server the tests start.
+        .testTarget(
+            name: "RyzeRedisTests",
+            dependencies: ["RyzeRedis", "RyzeCore"]
         ),
         // NchanStream against a one-request HTTP server on a unix socket.
         .testTarget(

@@ -83,6 +83,7 @@ spawn-fcgi -s "$DIR/ryze.sock" -M 0666 -F 2 -- "$BIN" serve --data-dir "$DATA" -
 # the 1,000 WebSockets (each holds an nginx connection) is the one change.
 sed -e "s|@RUN_DIR@|$DIR|g" -e "s|@ROOT@|$ROOT|g" -e "s|@PORT@|$PORT|g" -e "s|@SOCKET@|$DIR/ryze.sock|g" \
     -e "s|@WORKERS@|$NGINX_WORKERS|g" -e "s|@FANOUT_SOCKET@|$DIR/fanout.sock|g" -e "s|@WS_PING_INTERVAL@|30|g" \
+    -e "s|@NCHAN_REDIS@|# |g" -e "s|@NCHAN_REDIS_URL@|redis://127.0.0.1:6379|g" \
     -e "s|worker_connections 1024;|worker_connections 4096;|" \
     deploy/nginx-local.conf.template >"$DIR/nginx.conf"
 nginx -c "$DIR/nginx.conf" -p "$DIR"

@@ -3,7 +3,8 @@
 # Debian/Ubuntu, as root (or through sudo). Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-packages=(libfcgi-dev libcurl4-openssl-dev pkg-config nginx libnginx-mod-nchan spawn-fcgi multiwatch curl wrk valgrind)
+# libhiredis-dev: the multi-host rate limiter (RyzeRedis); redis-server: its tests start a throwaway one.
+packages=(libfcgi-dev libcurl4-openssl-dev pkg-config nginx libnginx-mod-nchan spawn-fcgi multiwatch curl wrk valgrind libhiredis-dev redis-server)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

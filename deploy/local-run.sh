@@ -10,7 +10,9 @@
 # Environment: PORT (8080), WORKERS (2), THREADS (8), RYZE_DATA_DIR (./data),
 # RYZE_RUN_DIR (/tmp/ryze-events-local: sockets, pids, logs; nginx's user must reach it),
 # WS_ORIGINS (space-separated browser origins allowed to open /ws/:instance; default: this
-# deployment's own, http://127.0.0.1:PORT and http://localhost:PORT).
+# deployment's own, http://127.0.0.1:PORT and http://localhost:PORT), RYZE_REDIS (redis://HOST:PORT:
+# one host of several, README "More than one host": the rate-limit buckets and nginx's fan-out on
+# that Redis; unset, one host).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -23,6 +25,12 @@ RUN_DIR=${RYZE_RUN_DIR:-/tmp/ryze-events-local}
 SOCKET=$RUN_DIR/ryze-events.sock
 # nginx's nchan publisher: the workers hand events for /ws subscribers to it.
 FANOUT_SOCKET=$RUN_DIR/fanout.sock
+redis_args=()
+NCHAN_REDIS="# "
+if [ -n "${RYZE_REDIS:-}" ]; then
+    redis_args=(--rate-limit-store "$RYZE_REDIS")
+    NCHAN_REDIS=""
+fi
 ws_origin_args=()
 for origin in ${WS_ORIGINS-http://127.0.0.1:$PORT http://localhost:$PORT}; do ws_origin_args+=(--ws-origin "$origin"); done
 
@@ -99,10 +107,11 @@ chmod 0755 "$RUN_DIR"
 spawn-fcgi -s "$SOCKET" -M 0666 -P "$RUN_DIR/multiwatch.pid" -- \
     "$(command -v multiwatch)" -f "$WORKERS" -- \
     "$BIN" serve --data-dir "$DATA_DIR" --threads "$THREADS" --log-file "$RUN_DIR/ryze-events.log" \
-    --fanout-socket "$FANOUT_SOCKET" ${ws_origin_args[@]+"${ws_origin_args[@]}"} >/dev/null
+    --fanout-socket "$FANOUT_SOCKET" ${ws_origin_args[@]+"${ws_origin_args[@]}"} ${redis_args[@]+"${redis_args[@]}"} >/dev/null
 
 sed -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@ROOT@|$PWD|g" -e "s|@PORT@|$PORT|g" -e "s|@SOCKET@|$SOCKET|g" -e "s|@WORKERS@|2|g" \
     -e "s|@FANOUT_SOCKET@|$FANOUT_SOCKET|g" -e "s|@WS_PING_INTERVAL@|30|g" \
+    -e "s|@NCHAN_REDIS@|$NCHAN_REDIS|g" -e "s|@NCHAN_REDIS_URL@|${RYZE_REDIS:-redis://127.0.0.1:6379}|g" \
     deploy/nginx-local.conf.template >"$RUN_DIR/nginx.conf"
 nginx -c "$RUN_DIR/nginx.conf" -p "$RUN_DIR"
 

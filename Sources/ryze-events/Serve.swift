@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import RyzeCore
 import RyzeFastCGI
+import RyzeRedis
 import RyzeStream
 
 struct Serve: ParsableCommand {
@@ -49,6 +50,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("rate-table-slots"), help: "Slots of the shared rate-limit table, used when the deployment creates it.")
     var rateTableSlots: Int = 65536
 
+    @Option(name: .customLong("rate-limit-store"), help: ArgumentHelp("Keep the rate-limit buckets on this Redis server, shared by every host of the deployment, instead of in the data directory's table. While it is unreachable, requests get 503.", valueName: "redis://host:port[/db]"))
+    var rateLimitStore: String?
+
     @Option(name: .customLong("cors-origin"), help: ArgumentHelp("Allow this browser origin (repeatable).", valueName: "origin"))
     var corsOrigins: [String] = []
 
@@ -95,6 +99,9 @@ struct Serve: ParsableCommand {
         if let fanoutSocket, !fanoutSocket.hasPrefix("/") || fanoutSocket.utf8.count > 107 {
             throw ValidationError("--fanout-socket takes an absolute path of at most 107 bytes")
         }
+        if let rateLimitStore, case .failure(let e) = RedisAddress.parse(rateLimitStore) {
+            throw ValidationError("--rate-limit-store takes redis://host:port[/db]: \(rateLimitStore) \(e)")
+        }
         if let statusPath, !statusPath.hasPrefix("/") { throw ValidationError("--status-path must start with /") }
         if let listen, !(listen.hasPrefix("unix:/") || listen.contains(":")) {
             throw ValidationError("--listen takes unix:/path.sock or HOST:PORT")
@@ -107,14 +114,19 @@ struct Serve: ParsableCommand {
             let logger = Logger(label: "ryze.serve")
             let store = try LogStore(directory: data.path, autoCompactionFactor: compactFactor > 0 ? compactFactor : nil,
                                   logger: Logger(label: "ryze.store"))
-            let table = try SharedRateTable(path: data.path + "/ratelimit.table", capacity: rateTableSlots)
+            let rateStore: any RateLimitStore
+            if let rateLimitStore, case .success(let address) = RedisAddress.parse(rateLimitStore) {
+                rateStore = RedisRateStore(address: address, logger: Logger(label: "ryze.ratelimit"))
+            } else {
+                rateStore = try SharedRateTable(path: data.path + "/ratelimit.table", capacity: rateTableSlots)
+            }
             let limits = RateLimiter.Limits(perToken: rateLimit, createPerToken: createRateLimit, perAddress: anonRateLimit,
                                             publishPerToken: publishRateLimit)
             let statistics = WorkerStatistics(threads: threads)
             let key = try data.loadKey(for: store)
             let app = Application(
                 store: store,
-                limiter: RateLimiter(table: table, limits: limits, prefixes: .init(ipv4: anonIPv4Prefix, ipv6: anonIPv6Prefix)),
+                limiter: RateLimiter(store: rateStore, limits: limits, prefixes: .init(ipv4: anonIPv4Prefix, ipv6: anonIPv6Prefix)),
                 configuration: .init(corsOrigins: Set(corsOrigins), statusPath: statusPath, wsOrigins: Set(wsOrigins), baseURL: baseURL, maxPublishBodyBytes: maxPublishBody),
                 secrets: SecretBox(key: key),
                 queue: try QueueStore(directory: data.path, logger: Logger(label: "ryze.queue")),

@@ -55,7 +55,7 @@ class Response:
 
 class Deployment:
     def __init__(self, workers=2, threads=4, args=(), supervisor="spawn-fcgi", nginx_workers=2, multiwatch_args=(),
-                 nginx_server="", ws_ping_interval=2):
+                 nginx_server="", ws_ping_interval=2, nchan_redis=None):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="ryze-e2e-"))
         os.chmod(self.dir, 0o755)   # nginx's workers (nobody) must reach the socket
         self.data = self.dir / "data"
@@ -71,6 +71,7 @@ class Deployment:
         self.nginx_server = nginx_server   # extra directives for the server block
         self.fanout = self.dir / "fanout.sock"   # nchan's publisher socket, nginx's; the workers publish to it
         self.ws_ping_interval = ws_ping_interval
+        self.nchan_redis = nchan_redis   # redis://HOST:PORT: nchan's Redis mode (several hosts)
         self.nginx = None
         self.multiwatch = None
 
@@ -133,7 +134,9 @@ class Deployment:
         conf = TEMPLATE.read_text()
         for k, v in {"@RUN_DIR@": str(self.dir), "@PORT@": str(self.port), "@SOCKET@": str(self.sock),
                      "@WORKERS@": str(self.nginx_workers), "@ROOT@": str(ROOT), "@FANOUT_SOCKET@": str(self.fanout),
-                     "@WS_PING_INTERVAL@": str(self.ws_ping_interval)}.items():
+                     "@WS_PING_INTERVAL@": str(self.ws_ping_interval),
+                     "@NCHAN_REDIS@": "" if self.nchan_redis else "# ",
+                     "@NCHAN_REDIS_URL@": self.nchan_redis or "redis://127.0.0.1:6379"}.items():
             conf = conf.replace(k, v)
         conf = conf.replace("server_name localhost;", "server_name localhost;\n        " + self.nginx_server, 1)
         (self.dir / "nginx.conf").write_text(conf)

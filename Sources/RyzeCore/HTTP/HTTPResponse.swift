@@ -54,7 +54,7 @@ public struct HTTPResponse: Sendable {
     }
 }
 
-/// SPEC §3's headers on every answer; `retryAfter` only on a 429.
+/// SPEC §3's headers on every answer; `retryAfter` only on a 429, and on the 503 of a rate-limit store that cannot decide.
 public struct RateLimitHeaders: Sendable, Equatable {
     public var limit: Int
     public var remaining: Int

@@ -11,7 +11,7 @@ public protocol ResponseHeadSink {
 extension HTTPResponse {
     /// The response head in CGI form (`Status: 200 OK`, the headers, a blank line): the one place
     /// that says which headers a response carries and in which order. Status, Content-Type,
-    /// Retry-After (only when the rate limit set it: a 429), the three X-RateLimit-*, the other
+    /// Retry-After (only when the rate limit set it: a 429, or a 503 from an unreachable rate-limit store), the three X-RateLimit-*, the other
     /// headers in the order they were added, and Content-Length except on a 204.
     ///
     /// Inlinable and generic, not over an existential: the adapter's call specializes for its

@@ -1,5 +1,7 @@
 /// SPEC §3: charges the request to its bucket, answers 429 when it is empty, and puts the
-/// bucket's headers on every answer that comes back, errors included.
+/// bucket's headers on every answer that comes back, errors included. When a shared store cannot
+/// decide, SPEC §7: 503 at once, with the rule's limit, nothing remaining and a retry in 1 second
+/// (the store's backoff is shorter), rather than an uncounted answer.
 struct RateLimiting: Middleware {
     let limiter: RateLimiter
 
@@ -12,7 +14,16 @@ struct RateLimiting: Middleware {
         case (_?, let d?, _): bucket = .token(d)
         default: bucket = .address(request.remoteAddress)
         }
-        let decision = limiter.consume(bucket)
+        let decision: GCRA.Decision
+        do {
+            decision = try limiter.consume(bucket)
+        } catch {
+            var response = HTTPResponse.error(.serviceUnavailable, "Service temporarily unavailable")
+            let now = limiter.clock.nowMicroseconds()
+            response.rateLimit = RateLimitHeaders(limit: limiter.charge(bucket).rule.limit, remaining: 0,
+                                                  reset: Int(GCRA.ceilSeconds(now + 1_000_000)), retryAfter: 1)
+            return response
+        }
         var response = decision.allowed ? next(&state) : .error(.tooManyRequests, "Rate limit exceeded. Try again later.")
         response.rateLimit = RateLimitHeaders(limit: decision.limit, remaining: decision.remaining, reset: Int(decision.resetSeconds),
                                               retryAfter: decision.allowed ? nil : Int(decision.retryAfterSeconds ?? 1))

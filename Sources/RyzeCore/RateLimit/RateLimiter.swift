@@ -26,7 +26,11 @@ public struct RateLimiter: Sendable {
         case address(String)
     }
 
-    public let table: SharedRateTable
+    /// Where the buckets live.
+    public let store: any RateLimitStore
+    /// The same object as `store` when it is the one-host table: the hot path calls it directly,
+    /// and the status page shows its fill. Nil for a shared store (Redis).
+    public let table: SharedRateTable?
     public let limits: Limits
     public let prefixes: ClientNetwork.Prefixes
     public let clock: WallClock
@@ -36,7 +40,12 @@ public struct RateLimiter: Sendable {
     private let publish: GCRA
 
     public init(table: SharedRateTable, limits: Limits, prefixes: ClientNetwork.Prefixes = .init(), clock: WallClock = .system) {
-        self.table = table
+        self.init(store: table, limits: limits, prefixes: prefixes, clock: clock)
+    }
+
+    public init(store: any RateLimitStore, limits: Limits, prefixes: ClientNetwork.Prefixes = .init(), clock: WallClock = .system) {
+        self.store = store
+        table = store as? SharedRateTable
         self.limits = limits
         self.prefixes = prefixes
         self.clock = clock
@@ -46,14 +55,30 @@ public struct RateLimiter: Sendable {
         publish = GCRA(limit: limits.publishPerToken)
     }
 
-    public func consume(_ bucket: Bucket) -> GCRA.Decision {
-        let now = clock.nowMicroseconds()
+    /// The key and rule a bucket is charged under.
+    public func charge(_ bucket: Bucket) -> (key: RateKey, rule: GCRA) {
         switch bucket {
-        case .token(let d): return table.consume(key: table.key(digest: d, bucket: 1), rule: general, now: now)
-        case .create(let d): return table.consume(key: table.key(digest: d, bucket: 2), rule: create, now: now)
-        case .publish(let d): return table.consume(key: table.key(digest: d, bucket: 3), rule: publish, now: now)
-        case .address(let a):
-            return table.consume(key: table.key(network: ClientNetwork(remoteAddress: a, prefixes: prefixes)), rule: anonymous, now: now)
+        case .token(let d): return (.token(d, bucket: 1), general)
+        case .create(let d): return (.token(d, bucket: 2), create)
+        case .publish(let d): return (.token(d, bucket: 3), publish)
+        case .address(let a): return (.network(ClientNetwork(remoteAddress: a, prefixes: prefixes)), anonymous)
         }
+    }
+
+    /// Charges one request; throws only when a shared store cannot decide (the table never does).
+    public func consume(_ bucket: Bucket) throws(RateLimitUnavailable) -> GCRA.Decision {
+        if let table {
+            // The one-host path as it was before stores were abstracted: no RateKey is built.
+            let now = clock.nowMicroseconds()
+            switch bucket {
+            case .token(let d): return table.consume(key: table.key(digest: d, bucket: 1), rule: general, now: now)
+            case .create(let d): return table.consume(key: table.key(digest: d, bucket: 2), rule: create, now: now)
+            case .publish(let d): return table.consume(key: table.key(digest: d, bucket: 3), rule: publish, now: now)
+            case .address(let a):
+                return table.consume(key: table.key(network: ClientNetwork(remoteAddress: a, prefixes: prefixes)), rule: anonymous, now: now)
+            }
+        }
+        let (key, rule) = charge(bucket)
+        return try store.consume(key, rule: rule, clock: clock)
     }
 }

@@ -18,10 +18,9 @@ extension Application {
         let busy = w?.requestsInFlight ?? 0
         let threads = w?.threads ?? 0
         let started = w?.startedAt ?? now
-        let table = limiter.table
         // The delivery queue as this worker follows it, and the deliverer's shared counters.
         let delivery = (queue as? QueueStore)?.status() ?? .zero
-        return [
+        var metrics: [StatusMetric] = [
             .init(json: ["pid"], value: Double(w?.pid ?? 0)),
             .init(json: ["startTime"], value: Double(started / 1_000_000)),
             .init(json: ["uptimeSeconds"], prometheus: "uptime_seconds", .gauge, "Seconds since this worker started.",
@@ -39,14 +38,25 @@ extension Application {
                   value: stats.writable ? 1 : 0, isBool: true),
             .init(json: ["accounts"], prometheus: "accounts", .gauge, "Accounts, disabled ones included.", value: Double(stats.accounts)),
             .init(json: ["instances"], prometheus: "instances", .gauge, "Instances.", value: Double(stats.instances)),
-            .init(json: ["rateLimit", "slots"], prometheus: "ratelimit_slots", .gauge, "Capacity of the shared rate-limit table.",
-                  value: Double(table.capacity)),
-            .init(json: ["rateLimit", "liveBuckets"], prometheus: "ratelimit_live_buckets", .gauge, "Rate-limit buckets not yet full again.",
-                  value: Double(table.liveEntries(now: now))),
-            .init(json: ["rateLimit", "saturated"], prometheus: "ratelimit_saturated_total", .counter,
-                  "Requests without a valid token refused because the table was full for their network.", value: Double(table.saturated)),
-            .init(json: ["rateLimit", "replaced"], prometheus: "ratelimit_replaced_total", .counter,
-                  "Rate-limit slots taken over from a live bucket because a key's window was full.", value: Double(table.replaced)),
+        ]
+        // The one-host table's fill (a shared store, Redis, keeps its buckets elsewhere), then
+        // what every store reports.
+        if let table = limiter.table {
+            metrics += [
+                .init(json: ["rateLimit", "slots"], prometheus: "ratelimit_slots", .gauge, "Capacity of the shared rate-limit table.",
+                      value: Double(table.capacity)),
+                .init(json: ["rateLimit", "liveBuckets"], prometheus: "ratelimit_live_buckets", .gauge, "Rate-limit buckets not yet full again.",
+                      value: Double(table.liveEntries(now: now))),
+                .init(json: ["rateLimit", "saturated"], prometheus: "ratelimit_saturated_total", .counter,
+                      "Requests without a valid token refused because the table was full for their network.", value: Double(table.saturated)),
+                .init(json: ["rateLimit", "replaced"], prometheus: "ratelimit_replaced_total", .counter,
+                      "Rate-limit slots taken over from a live bucket because a key's window was full.", value: Double(table.replaced)),
+            ]
+        }
+        metrics.append(.init(json: ["rateLimit", "storeFailures"], prometheus: "ratelimit_store_failures_total", .counter,
+                             "Requests this worker answered 503 because the rate-limit store could not decide.",
+                             value: Double(limiter.store.unavailableCount)))
+        metrics += [
             .init(json: ["stream", "failures"], prometheus: "stream_failures_total", .counter,
                   "Published events the WebSocket fan-out did not take, in this worker.", value: Double(streamFailures.load(ordering: .relaxed))),
             .init(json: ["delivery", "queued"], prometheus: "delivery_queued", .gauge, "Webhook deliveries waiting for their first attempt.",
@@ -62,6 +72,7 @@ extension Application {
             .init(json: ["delivery", "dropped"], prometheus: "delivery_dropped_total", .counter,
                   "Webhook deliveries dropped because their label was disabled or deleted or their instance deleted.", value: Double(delivery.dropped)),
         ]
+        return metrics
     }
 }
 

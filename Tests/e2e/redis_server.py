@@ -1,0 +1,78 @@
+"""A throwaway redis-server on loopback for the several-hosts tests: no persistence, daemonized
+with a pid file, stopped (or frozen) by that pid. deploy/install-deps.sh installs redis-server."""
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from harness import free_port
+
+
+class RedisServer:
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="ryze-redis-"))
+        self.pidfile = self.dir / "redis.pid"
+        self.url = f"redis://127.0.0.1:{self.port}"
+
+    def start(self):
+        subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                        "--daemonize", "yes", "--pidfile", str(self.pidfile), "--dir", str(self.dir),
+                        "--logfile", str(self.dir / "redis.log")], check=True, stdout=subprocess.DEVNULL)
+        self._wait(self.accepts, "redis-server to accept")
+        return self
+
+    @property
+    def pid(self):
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self):
+        """Killed outright, as a crash or a lost host would leave it; waits until the port is closed."""
+        pid = self.pid
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGCONT)   # in case a test froze it
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._wait(lambda: not self.accepts(), "redis-server to stop")
+        self.pidfile.unlink(missing_ok=True)
+
+    def freeze(self):
+        """Still accepting connections (the kernel does), answering nothing: a hung server."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self):
+        os.kill(self.pid, signal.SIGCONT)
+
+    def command(self, *args):
+        out = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip()
+
+    def accepts(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @staticmethod
+    def _wait(cond, what, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if cond():
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}")
