@@ -21,6 +21,21 @@ let package = Package(
             pkgConfig: "fcgi",
             providers: [.apt(["libfcgi-dev"])]
         ),
+        // libpq (Debian's libpq-dev) through pkg-config: only RyzePostgres sees it.
+        .systemLibrary(
+            name: "CPostgres",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        // The PostgreSQL StateStore of SPEC §7 (`--store postgresql://...`).
+        .target(
+            name: "RyzePostgres",
+            dependencies: [
+                "CPostgres",
+                "RyzeCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // libcurl (Debian's libcurl4-openssl-dev) with C shims for its variadic calls.
         .target(
             name: "CCurl",
@@ -78,6 +93,7 @@ let package = Package(
                 "RyzeFastCGI",
                 "RyzeStream",
                 "RyzeDeliver",
+                "RyzePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -106,6 +122,11 @@ let package = Package(
         .testTarget(
             name: "RyzeFastCGITests",
             dependencies: ["RyzeFastCGI", "RyzeCore", "CFastCGI"]
+        ),
+        // PostgresStore against a throwaway PostgreSQL (RYZE_TEST_POSTGRES_URL; skipped without it).
+        .testTarget(
+            name: "RyzePostgresTests",
+            dependencies: ["RyzePostgres", "RyzeCore"]
         ),
         // NchanStream against a one-request HTTP server on a unix socket.
         .testTarget(

@@ -3,7 +3,8 @@
 # Debian/Ubuntu, as root (or through sudo). Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-packages=(libfcgi-dev libcurl4-openssl-dev pkg-config nginx libnginx-mod-nchan spawn-fcgi multiwatch curl wrk valgrind)
+# libpq-dev: the PostgreSQL client of --store; postgresql: the throwaway server the tests start.
+packages=(libfcgi-dev libcurl4-openssl-dev pkg-config nginx libnginx-mod-nchan spawn-fcgi multiwatch curl wrk valgrind libpq-dev postgresql)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -25,6 +25,17 @@ struct DataDirectory: ParsableArguments {
         valueName: "path"))
     var secretKeyFile: String?
 
+    @Option(name: .customLong("store"), help: ArgumentHelp(
+        "Keep the deployment's state in PostgreSQL instead of the data directory, for several hosts: postgresql://USER@HOST/DB (any libpq connection URI). See the README for what this mode covers.",
+        valueName: "url"))
+    var store: String?
+
+    func validate() throws {
+        if let store, !(store.hasPrefix("postgresql://") || store.hasPrefix("postgres://")) {
+            throw ValidationError("--store takes a postgresql:// connection URI")
+        }
+    }
+
     var path: String {
         if let dataDir, !dataDir.isEmpty { return dataDir }
         if let env = ProcessInfo.processInfo.environment["RYZE_DATA_DIR"], !env.isEmpty { return env }
@@ -38,7 +49,9 @@ struct DataDirectory: ParsableArguments {
     /// file's name, never a new key that opens nothing.
     func loadKey(for store: some StateStore) throws -> DeploymentKey {
         let sealedUnder = store.read { $0.sealedKeyIDs }
-        let key = try DeploymentKey.loadOrCreate(path: secretKeyPath, create: sealedUnder.isEmpty)
+        // With --store every host must hold the same key: one made here would seal secrets that
+        // the other hosts cannot open, so it is never made on first use (README, multi-host).
+        let key = try DeploymentKey.loadOrCreate(path: secretKeyPath, create: sealedUnder.isEmpty && self.store == nil)
         for id in sealedUnder { try key.verify(expected: id) }
         return key
     }

@@ -105,8 +105,7 @@ struct Serve: ParsableCommand {
         do {
             try LogSetup.bootstrap(file: logFile, level: logLevel)
             let logger = Logger(label: "ryze.serve")
-            let store = try LogStore(directory: data.path, autoCompactionFactor: compactFactor > 0 ? compactFactor : nil,
-                                  logger: Logger(label: "ryze.store"))
+            let store = try data.openStateStore(follow: true, compactFactor: compactFactor > 0 ? compactFactor : nil)
             let table = try SharedRateTable(path: data.path + "/ratelimit.table", capacity: rateTableSlots)
             let limits = RateLimiter.Limits(perToken: rateLimit, createPerToken: createRateLimit, perAddress: anonRateLimit,
                                             publishPerToken: publishRateLimit)
