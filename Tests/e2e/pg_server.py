@@ -10,6 +10,7 @@ Also a command line for deploy/test.sh, which hands the Swift tests a server:
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -72,6 +73,23 @@ class PgServer:
     def pause(self):
         """Stops the server at once (fast: open sessions are ended); the data stays for `resume`."""
         self._run([f"{self.bin}/pg_ctl", "-D", self.datadir, "-m", "fast", "-w", "stop"], check=False)
+
+    def pids(self):
+        """The postmaster and its children (backends, background workers)."""
+        with open(os.path.join(self.datadir, "postmaster.pid")) as f:
+            main = int(f.readline())
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(main)], stdout=subprocess.PIPE, text=True).stdout
+        return [main] + [int(p) for p in out.split()]
+
+    def freeze(self):
+        """SIGSTOP to every process of this server: connections stay open and nothing answers, as
+        when the network to it goes silent. `thaw` undoes it."""
+        for pid in self.pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self):
+        for pid in self.pids():
+            os.kill(pid, signal.SIGCONT)
 
     def stop(self):
         self.pause()
