@@ -141,6 +141,38 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
     /// The change sequence this process's copy stands at.
     public var sequence: Int64 { lock.withReadLock { seq } }
 
+    /// `store migrate`: writes `records` (a one-host deployment's `liveRecords`) into a database
+    /// that holds no deployment yet, in one transaction under the write lock. No change records
+    /// are kept for them: the sequence jumps by one with none recorded, so every follower sees
+    /// a gap and reloads the whole state. Returns the records written.
+    public func importRecords(_ records: [LogRecord]) throws(StoreError) -> Int {
+        let deadline = Deadline.after(milliseconds: 600_000)
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        try c.run(script: "SET statement_timeout = 0", deadline: deadline)
+        do {
+            try c.execute("BEGIN", deadline: deadline)
+            try c.execute("SELECT pg_advisory_xact_lock($1::int8)", [.int(Schema.writeLock)], deadline: deadline)
+            let held = try c.execute("SELECT ((SELECT count(*) FROM ryze_accounts) + (SELECT count(*) FROM ryze_publishers))::int8",
+                                     deadline: deadline)
+            guard held.int(0, 0) == 0 else {
+                throw StoreError.unusable("the database already holds accounts or publishers: store migrate only fills an empty one")
+            }
+            for r in records { try StateTables.write(r, c, deadline: deadline) }
+            try c.execute("UPDATE ryze_change_seq SET seq = seq + 1 WHERE id = 1", deadline: deadline)
+            try c.execute("SELECT pg_notify('\(Schema.channel)', 'import')", deadline: deadline)
+            try c.execute("COMMIT", deadline: deadline)
+        } catch {
+            if !c.broken { _ = try? c.execute("ROLLBACK", deadline: .after(milliseconds: 1000)) }
+            throw (error as? StoreError) ?? .io("\(error)")
+        }
+        let (loaded, at) = try StateTables.load(c, deadline: deadline)
+        lock.withWriteLock {
+            state = loaded
+            seq = at
+        }
+        return records.count
+    }
+
     // MARK: Writing
 
     /// The body of a write's transaction (begun by the caller, which rolls back on a throw).

@@ -11,7 +11,7 @@ struct RyzeEvents: ParsableCommand {
             All processes pointed at one data directory form one deployment: they share the \
             append-only log and the rate-limit table.
             """,
-        subcommands: [Serve.self, Deliver.self, AccountCommand.self, PublisherCommand.self, WebhookCommand.self, LogCommand.self]
+        subcommands: [Serve.self, Deliver.self, AccountCommand.self, PublisherCommand.self, WebhookCommand.self, LogCommand.self, StoreCommand.self]
     )
 }
 

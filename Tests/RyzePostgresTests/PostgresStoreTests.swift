@@ -188,3 +188,33 @@ final class Counter: @unchecked Sendable {
     func add() { lock.lock(); n += 1; lock.unlock() }
     var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
+
+@Suite(.enabled(if: postgresBase != nil, "RYZE_TEST_POSTGRES_URL is not set"), .serialized)
+struct StoreMigrateTests {
+    @Test func aOneHostStateIsCopiedWholeAndFollowersReload() throws {
+        var source = State()
+        let hook = StoredWebhook(
+            config: WebhookConfig(label: WebhookLabel("crm")!, enabled: true, url: "https://example.com/h"),
+            sealedAuthorization: [], sealedSigningSecret: [9, 9], keyID: DeploymentKey.ID(bytes: [8, 7, 6, 5, 4, 3, 2, 1])!)
+        for r: LogRecord in [
+            .accountCreated(name: "acme", token: TokenDigest(of: "t-acme"), instanceQuota: 3),
+            .accountCreated(name: "old", token: TokenDigest(of: "t-old"), instanceQuota: 0),
+            .accountDisabled(name: "old"),
+            instanceRecord("acme", "shop"),
+            .webhookSaved(account: "acme", name: "shop", webhook: hook),
+            .publisherCreated(name: "pub", token: TokenDigest(of: "t-pub")),
+        ] { source.apply(r) }
+
+        let url = try freshDatabase()
+        let follower = try PostgresStore(url: url, options: .init(follow: true))
+        defer { follower.close() }
+        let target = try PostgresStore(url: url, options: .init(follow: false))
+        #expect(try target.importRecords(source.liveRecords) == source.liveRecords.count)
+        #expect(target.read { $0.liveRecords } == source.liveRecords)
+        #expect(waitUntil(milliseconds: 1000) { follower.read { $0.liveRecords } == source.liveRecords })
+        // Only into an empty database: a second copy is refused and changes nothing.
+        #expect(throws: StoreError.self) { _ = try target.importRecords(source.liveRecords) }
+        let again = try PostgresStore(url: url, options: .init(follow: false))
+        #expect(again.read { $0.liveRecords } == source.liveRecords)
+    }
+}

@@ -190,3 +190,30 @@ def test_postgresql_gone_silent_under_load_answers_503_within_two_seconds_then_r
     # Frozen, not stopped: connections stay open and nothing answers, so only deadlines help.
     first_503, back, slowest = outage(PgServer.freeze, PgServer.thaw)
     assert first_503 < 2.0 and slowest < 2.0
+
+
+def test_store_migrate_copies_a_one_host_deployment(pg):
+    one = Deployment(workers=1, threads=2, args=FAST).start()
+    try:
+        token = one.account("acme", quota=7)
+        itoken = one.create_instance(token, "shop")
+        r = one.request("POST", "/api/events/webhook/shop", token=token,
+                        body={"label": "crm", "enabled": True, "url": "https://crm.example/in", "authorization": "Token s3cret"})
+        assert r.status == 200, r
+        hook = one.request("GET", "/api/events/getWebhook/shop?label=crm", token=token).json["webhook"]
+        one.cli("publisher", "create", "--name", "producer")
+        one.stop_workers()
+        url = pg.database()
+        r = one.cli("store", "migrate", "--store", url)
+        assert "1 accounts, 1 instances, 1 publishers" in r.stdout, r.stdout
+        again = one.cli("store", "migrate", "--store", url, check=False)
+        assert again.returncode != 0 and "already holds" in again.stderr
+        host = start_host(url, (one.data / "secret.key").read_bytes())
+        try:
+            until(lambda: host.request("GET", "/api/instance/list", token=itoken).status == 200, 1.5)
+            assert host.request("GET", "/api/events/getWebhook/shop?label=crm", token=token).json["webhook"] == hook
+            assert "acme\tactive\t1\t7" in cli(host, url, "account", "list").stdout
+        finally:
+            host.close()
+    finally:
+        one.close()
