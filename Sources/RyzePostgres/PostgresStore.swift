@@ -41,7 +41,19 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
     /// Guards `state` and `seq`: readers are request threads; writers are the follower, a
     /// write's catch-up, and a write applying its own committed record.
     private let lock = ReadWriteLock()
-    private var state = State()
+    /// The state, behind a pointer so that the request path reads it in place: through a stored
+    /// property, each lookup retained and released every dictionary of the state (see
+    /// `AppendLog.withStatePointer`).
+    private let cell: UnsafeMutablePointer<State> = {
+        let p = UnsafeMutablePointer<State>.allocate(capacity: 1)
+        p.initialize(to: State())
+        return p
+    }()
+    private var state: State {
+        get { cell.pointee }
+        _modify { yield &cell.pointee }
+        set { cell.pointee = newValue }
+    }
     /// The change sequence `state` stands at.
     private var seq: Int64 = 0
 
@@ -73,6 +85,11 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
         }
     }
 
+    deinit {
+        cell.deinitialize(count: 1)
+        cell.deallocate()
+    }
+
     /// Stops the follower (tests; a worker simply exits).
     public func close() { stopping.store(true, ordering: .relaxed) }
 
@@ -95,11 +112,11 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
     }
 
     public func principal(for token: TokenDigest) -> State.Principal? {
-        lock.withReadLock { state.principal(for: token) }
+        lock.withReadLock { State.principal(in: cell, for: token) }
     }
 
     public func instance(_ key: State.InstanceKey) -> State.Instance? {
-        lock.withReadLock { state.instances[key] }
+        lock.withReadLock { cell.pointee.instances[key] }
     }
 
     public func write<T, E: Error>(_ decide: (State) throws(E) -> (LogRecord?, T)) throws -> T {

@@ -217,3 +217,29 @@ def test_store_migrate_copies_a_one_host_deployment(pg):
             host.close()
     finally:
         one.close()
+
+
+def test_an_event_published_on_one_host_is_delivered_with_a_webhook_saved_on_the_other(hosts):
+    # The queue stays in the publishing host's data directory; its deliverer reads the webhook
+    # (and its sealed secret) from PostgreSQL.
+    from test_delivery import Deliverer, Receiver, publish, save_hook, verified
+    url, a, b = hosts
+    receiver = Receiver()
+    dl = Deliverer(b, "--allow-private-targets", "--store", url).start()
+    try:
+        token = account(a, url, "acme")
+        until(lambda: a.request("GET", "/api/instance/list", token=token).status == 200, 1.5)
+        a.create_instance(token, "shop")
+        secret = save_hook(a, token, "shop", receiver.url("/shop"), authorization="Bearer r1")
+        ptoken = cli(a, url, "publisher", "create", "--name", "producer").stdout.strip()
+        until(lambda: b.request("POST", "/api/events/publish/shop", token=ptoken,
+                                body={"event": "message.exchange", "data": {}}).status == 202, 1.5)
+        event = publish(b, ptoken, "shop", {"n": 2}, id="evt-pg-1")
+        assert event["webhooks"] == 1
+        receiver.wait_for(lambda: any(h["headers"]["webhook-id"] == "evt-pg-1" for h in receiver.hits("/shop")), "the delivery")
+        hit = [h for h in receiver.hits("/shop") if h["headers"]["webhook-id"] == "evt-pg-1"][0]
+        assert verified(secret, hit)["data"] == {"n": 2}
+        assert hit["headers"]["authorization"] == "Bearer r1"
+    finally:
+        dl.stop()
+        receiver.close()
