@@ -101,7 +101,7 @@ let package = Package(
         // Micro-benchmarks for bench/run.sh: limiter cost, in-process request cost, log replay.
         .executableTarget(
             name: "ryze-bench",
-            dependencies: ["RyzeCore"]
+            dependencies: ["RyzeCore", "RyzePostgres"]
         ),
         .testTarget(
             name: "RyzeCoreTests",

@@ -183,10 +183,7 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
             throw (error as? StoreError) ?? .io("\(error)")
         }
         let (loaded, at) = try StateTables.load(c, deadline: deadline)
-        lock.withWriteLock {
-            state = loaded
-            seq = at
-        }
+        install(loaded, at: at, evenIfOlder: false)
         return records.count
     }
 
@@ -265,11 +262,19 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
         // whose sequence went back (restored from a backup): the whole state, afresh.
         logger.notice("reloading the whole state from PostgreSQL", metadata: ["local": "\(from)", "database": "\(current)"])
         let (loaded, at) = try StateTables.load(c, deadline: deadline, ownTransaction: !inTransaction)
+        install(loaded, at: at, evenIfOlder: current < from)
+        return at
+    }
+
+    /// Replaces the copy with a state loaded whole. Not with an older one, unless the database
+    /// itself went back: another thread may have moved the copy past `at` meanwhile, and going
+    /// back would only make a write in flight find the copy moved.
+    private func install(_ loaded: State, at: Int64, evenIfOlder: Bool) {
         lock.withWriteLock {
+            guard evenIfOlder || at >= seq else { return }
             state = loaded
             seq = at
         }
-        return at
     }
 
     /// Applies changes in sequence order; those the copy already holds are skipped.
@@ -312,10 +317,9 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
                     let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: options.connectTimeoutMilliseconds))
                     try c.execute("LISTEN \(Schema.channel)", deadline: .after(milliseconds: options.queryTimeoutMilliseconds))
                     let (loaded, at) = try StateTables.load(c, deadline: .after(milliseconds: max(options.queryTimeoutMilliseconds, 10_000)))
-                    lock.withWriteLock {
-                        state = loaded
-                        seq = at
-                    }
+                    // After a reconnect the database may be another (restored from a backup): its
+                    // state wins, whatever the copy held.
+                    install(loaded, at: at, evenIfOlder: true)
                     pool.flush()
                     if confirmedAt.load(ordering: .relaxed) == 0 { logger.notice("PostgreSQL reachable again; state reloaded") }
                     conn = c

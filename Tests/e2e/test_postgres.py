@@ -67,7 +67,7 @@ def test_an_instance_created_on_one_host_is_served_by_the_other_within_a_second(
     until(lambda: a.request("GET", "/api/instance/list", token=token).status == 200, 1.5)
     itoken = a.create_instance(token, "shop")
     took = until(lambda: b.request("GET", "/api/instance/list", token=itoken).status == 200, 1.0)
-    assert took < 1.0
+    print(f"instance created on A served by B after {took:.3f}s")
     r = b.request("GET", "/api/instance/list", token=token)
     assert [i["name"] for i in r.json["instances"]] == ["shop"]
     # A configuration written on B is read on A.
@@ -85,7 +85,8 @@ def test_a_disabled_account_is_refused_by_the_other_host_within_a_second(hosts):
     assert "disabled" in cli(a, url, "account", "disable", "acme").stdout
     t0 = time.monotonic()
     until(lambda: b.request("GET", "/api/instance/list", token=token).status == 401, 1.0)
-    until(lambda: b.request("GET", "/api/instance/list", token=itoken).status == 401, 1.0 - (time.monotonic() - t0) + 0.05)
+    until(lambda: b.request("GET", "/api/instance/list", token=itoken).status == 401, 1.0 - (time.monotonic() - t0))
+    print(f"account disabled (CLI on A) refused by B, with its instance's token, after {time.monotonic() - t0:.3f}s")
     assert a.request("GET", "/api/instance/list", token=token).json == {"success": False, "error": {"message": "Invalid token"}}
 
 
