@@ -57,7 +57,7 @@ final class PGConnection {
 
     var errorMessage: String {
         guard let conn, let m = PQerrorMessage(conn) else { return "no connection" }
-        return String(cString: m).trimmingTrailingNewlines
+        return String(cString: m).oneLine
     }
 
     /// Runs one statement and returns its result. Results come in binary format (see
@@ -189,7 +189,7 @@ final class PGResult {
 
     var status: ExecStatusType { PQresultStatus(result) }
     var rows: Int { Int(PQntuples(result)) }
-    var errorMessage: String { String(cString: PQresultErrorMessage(result)).trimmingTrailingNewlines }
+    var errorMessage: String { String(cString: PQresultErrorMessage(result)).oneLine }
     var sqlState: String {
         guard let s = PQresultErrorField(result, Int32(UInt8(ascii: "C"))) else { return "" }
         return String(cString: s)
@@ -260,9 +260,12 @@ private func withPointers<R>(_ buffers: inout [[UInt8]?], _ body: ([UnsafePointe
 }
 
 extension String {
-    var trimmingTrailingNewlines: String {
-        var s = Substring(self)
-        while s.last == "\n" || s.last == "\r" { s = s.dropLast() }
-        return String(s)
+    /// libpq's messages span lines (a hint on a tab-indented second line): one line for logs
+    /// and for the command line's one-line reasons.
+    var oneLine: String {
+        split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+            .map { $0.trimmingPrefix(while: { $0 == "\t" || $0 == " " }) }
+            .filter { !$0.isEmpty }
+            .joined(separator: " ")
     }
 }

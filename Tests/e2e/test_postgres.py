@@ -112,6 +112,10 @@ def test_cli_subcommands_work_or_refuse_with_store(hosts):
     assert r.returncode != 0 and "--store" in r.stderr and r.stderr.count("\n") == 1
     r = a.cli("account", "create", "--name", "x", "--store", "mysql://nope", check=False)
     assert r.returncode != 0 and "postgresql://" in r.stderr
+    # Nothing listens there: refused at once, with the reason on one line.
+    t = time.monotonic()
+    r = a.cli("account", "list", "--store", "postgresql://postgres@127.0.0.1:9/x", check=False)
+    assert r.returncode != 0 and "store unavailable" in r.stderr and time.monotonic() - t < 2.0, r.stderr
 
 
 class Load:
