@@ -75,13 +75,18 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
         pool = ConnectionPool(url: url, maxIdle: options.idleConnections)
         let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: max(options.connectTimeoutMilliseconds, 5000)))
         try Migrator.migrate(c, logger: logger)
+        // The follower's connection listens before the state is read, so that no change
+        // committed after the read goes unannounced; it then follows from there.
+        if options.follow { try c.execute("LISTEN \(Schema.channel)", deadline: .after(milliseconds: 5000)) }
         let (loaded, at) = try StateTables.load(c, deadline: .after(milliseconds: 30_000))
         state = loaded
         seq = at
-        pool.give(c)
         if options.follow {
             confirmedAt.store(Deadline.now, ordering: .releasing)
-            BackgroundThread.start { [self] in follow() }
+            let handed = Handover(c)
+            BackgroundThread.start { [self] in follow(handed.take()) }
+        } else {
+            pool.give(c)
         }
     }
 
@@ -102,8 +107,11 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
         }
         let at = confirmedAt.load(ordering: .acquiring)
         let now = Deadline.now
-        if at == 0 || now &- at > UInt64(options.maxStalenessMilliseconds) * 1_000_000 {
+        if at == 0 {
             throw .unavailable(failureLock.withLock { lastFailure })
+        }
+        if now &- at > UInt64(options.maxStalenessMilliseconds) * 1_000_000 {
+            throw .unavailable("PostgreSQL has not answered the follower for over \(options.maxStalenessMilliseconds) ms")
         }
     }
 
@@ -307,8 +315,8 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
     /// marks the store unavailable at once, then reconnects with a growing pause (up to one
     /// second) and reloads the whole state, since notifications and changes may have been
     /// missed meanwhile.
-    private func follow() {
-        var conn: PGConnection?
+    private func follow(_ listening: PGConnection) {
+        var conn: PGConnection? = listening
         var pauseMilliseconds = 50
         while !stopping.load(ordering: .relaxed) {
             do {
@@ -339,5 +347,15 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
                 pauseMilliseconds = min(pauseMilliseconds * 2, 1000)
             }
         }
+    }
+}
+
+/// Moves the connection `init` opened to the follower's thread, which alone uses it from then on.
+private final class Handover: @unchecked Sendable {
+    private var connection: PGConnection?
+    init(_ c: PGConnection) { connection = c }
+    func take() -> PGConnection {
+        defer { connection = nil }
+        return connection!
     }
 }
