@@ -105,6 +105,26 @@ struct PostgresStoreTests {
         #expect(a.sequence == b.sequence)
     }
 
+    @Test func aRefusalOrAConstraintViolationWritesNothingAndReleasesTheLock() throws {
+        let url = try freshDatabase()
+        let a = try PostgresStore(url: url, options: .init(follow: false))
+        try Accounts.create(in: a, name: "acme", token: "t-acme", instanceQuota: 0)
+        let before = a.sequence
+        // decide refuses: rolled back, the lock released.
+        #expect(throws: QuotaExceeded.self) { try a.write { _ throws(QuotaExceeded) -> (LogRecord?, Void) in throw QuotaExceeded() } }
+        // decide lets through what the tables refuse (a token digest held by another account):
+        // the unique constraint stops it, and neither the tables nor the copy change.
+        #expect(throws: StoreError.self) {
+            try a.write { _ in (LogRecord.accountCreated(name: "twin", token: TokenDigest(of: "t-acme"), instanceQuota: 0), ()) }
+        }
+        #expect(a.sequence == before)
+        #expect(a.read { $0.accounts["twin"] } == nil)
+        try Accounts.create(in: a, name: "next", token: "t-next", instanceQuota: 0)
+        #expect(a.sequence == before + 1)
+        let b = try PostgresStore(url: url, options: .init(follow: false))
+        #expect(b.read { $0.accounts.keys.sorted() } == ["acme", "next"])
+    }
+
     @Test func concurrentWritersOnTwoHostsKeepTheQuota() throws {
         let url = try freshDatabase()
         let hosts = [try PostgresStore(url: url, options: .init(follow: false)),
