@@ -22,6 +22,21 @@ let package = Package(
             pkgConfig: "fcgi",
             providers: [.apt(["libfcgi-dev"])]
         ),
+        // libpq (Debian's libpq-dev) through pkg-config: only RyzePostgres sees it.
+        .systemLibrary(
+            name: "CPostgres",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        // The PostgreSQL StateStore of SPEC §7 (`--store postgresql://...`).
+        .target(
+            name: "RyzePostgres",
+            dependencies: [
+                "CPostgres",
+                "RyzeCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // libcurl (Debian's libcurl4-openssl-dev) with C shims for its variadic calls.
         .target(
             name: "CCurl",
@@ -96,6 +111,7 @@ let package = Package(
                 "RyzeStream",
                 "RyzeDeliver",
                 "RyzeRedis",
+                "RyzePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -103,7 +119,7 @@ let package = Package(
         // Micro-benchmarks for bench/run.sh: limiter cost, in-process request cost, log replay.
         .executableTarget(
             name: "ryze-bench",
-            dependencies: ["RyzeCore"]
+            dependencies: ["RyzeCore", "RyzePostgres"]
         ),
         .testTarget(
             name: "RyzeCoreTests",
@@ -129,6 +145,11 @@ let package = Package(
         .testTarget(
             name: "RyzeRedisTests",
             dependencies: ["RyzeRedis", "RyzeCore"]
+        ),
+        // PostgresStore against a throwaway PostgreSQL (RYZE_TEST_POSTGRES_URL; skipped without it).
+        .testTarget(
+            name: "RyzePostgresTests",
+            dependencies: ["RyzePostgres", "RyzeCore"]
         ),
         // NchanStream against a one-request HTTP server on a unix socket.
         .testTarget(

@@ -154,7 +154,12 @@ LIVE_LIBFCGI=$(callgrind_annotate --inclusive=yes "$DIR/cg-live-ryze.1" 2>/dev/n
 callgrind_annotate --inclusive=yes "$DIR/cg-live-ryze.1" 2>/dev/null | sed -n '20,80p' | cut -c1-200 >bench/out/callgrind-live-worker.txt || true
 
 LIMITER=$("$BENCH" limiter)
-REQUEST=$("$BENCH" request)
+# The request path with --store postgresql too, against a throwaway server (its process's copy
+# of the state answers; PostgreSQL only keeps it current).
+PGDIR=$(mktemp -d /tmp/ryze-pg-bench.XXXXXX)
+PGURL=$(python3 Tests/e2e/pg_server.py start "$PGDIR")
+REQUEST=$(RYZE_BENCH_POSTGRES_URL="$PGURL/postgres" "$BENCH" request)
+python3 Tests/e2e/pg_server.py stop "$PGDIR" >/dev/null
 LOGDIR=$("$BENCH" make-log 100000 10)
 REPLAY=$("$BENCH" replay "$LOGDIR")
 rm -rf "$LOGDIR"

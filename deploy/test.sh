@@ -3,14 +3,22 @@
 # end-to-end tests (real binary, spawn-fcgi/multiwatch workers, nginx, HTTP) and the fuzz stage
 # (each libFuzzer target of Tests/fuzz for FUZZ_SECONDS, 15 by default; 0 skips it) with pytest,
 # whose summary line ends the run. Extra arguments go to pytest (e.g. deploy/test.sh -k rate).
+# The PostgreSQL tests run against throwaway servers (Tests/e2e/pg_server.py), never a real one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/install-deps.sh
 echo "== building"
 swift build --build-tests 2>&1 | tail -n 1
-echo "== unit tests (swift test)"
+echo "== unit tests (swift test), RyzePostgresTests against a throwaway PostgreSQL"
+pgdir="$(mktemp -d /tmp/ryze-pg-unit-XXXXXX)"
+trap 'python3 Tests/e2e/pg_server.py stop "$pgdir" >/dev/null 2>&1 || true' EXIT
+RYZE_TEST_POSTGRES_URL="$(python3 Tests/e2e/pg_server.py start "$pgdir")"
+export RYZE_TEST_POSTGRES_URL
 swift test --skip-build
+python3 Tests/e2e/pg_server.py stop "$pgdir"
+trap - EXIT
+unset RYZE_TEST_POSTGRES_URL
 RYZE_BIN="$(swift build --show-bin-path)/ryze-events"
 export RYZE_BIN
 echo "== end-to-end tests (pytest, nginx + spawn-fcgi), then the fuzz stage (libFuzzer)"

@@ -91,7 +91,8 @@ public final class Deliverer: @unchecked Sendable {
 
     let configuration: Configuration
     let queue: QueueStore
-    let store: LogStore
+    /// The configuration: the data directory's log, or PostgreSQL (`--store`).
+    let store: any StateStore
     let secrets: SecretBox
     let resolver: TargetResolver
     let stripMedia: MediaStripper
@@ -135,7 +136,7 @@ public final class Deliverer: @unchecked Sendable {
     /// their outcome could not be recorded.
     private var held: [DeliveryID: UInt64] = [:]
 
-    public init(configuration: Configuration, queue: QueueStore, store: LogStore, secrets: SecretBox,
+    public init(configuration: Configuration, queue: QueueStore, store: any StateStore, secrets: SecretBox,
                 stripMedia: @escaping MediaStripper, clock: WallClock = .system, logger: Logger = Logger(label: "ryze.deliver"),
                 resolver: TargetResolver? = nil,
                 makeTransport: @escaping @Sendable () -> any DeliveryTransport = { HTTPClient(maxResponseBody: 0) }) {

@@ -2,6 +2,7 @@
 // bench/run.sh builds this in release and prints its figures next to the wrk runs.
 import Foundation
 import RyzeCore
+import RyzePostgres
 
 func nowNanos() -> UInt64 {
     var ts = timespec()
@@ -62,8 +63,10 @@ func limiter() throws {
 }
 
 /// The GET path's application, with one account and one configured instance.
-func benchApplication(_ dir: String) throws -> (Application, HTTPRequest) {
-    let store = try LogStore(directory: dir)
+/// The store is the data directory's log, or with `postgres` a `PostgresStore` on that (empty)
+/// database, following it as a worker does.
+func benchApplication(_ dir: String, postgres: String? = nil) throws -> (Application, HTTPRequest) {
+    let store: any StateStore = try postgres.map { try PostgresStore(url: $0, options: .init(follow: true)) } ?? LogStore(directory: dir)
     let token = "bench-account-token-0123456789"
     try store.write { _ in (LogRecord.accountCreated(name: "bench", token: TokenDigest(of: token), instanceQuota: 0), ()) }
     try store.write { _ in (LogRecord.instanceCreated(account: "bench", name: "shop", token: TokenDigest(of: "i-" + token),
@@ -83,6 +86,14 @@ func request() throws {
     let (app, req) = try benchApplication(dir)
     let get = measure(1_000_000) { _ = app.respond(to: req) }
     print(String(format: "request: GET getWebsocket through routing, auth, rate limit, store and JSON: %.0f ns (in process, no FastCGI)", get))
+    // The same with the state in PostgreSQL (--store): the request path reads the process's
+    // copy, so the difference is refresh()'s freshness check against the log's change counter.
+    if let url = ProcessInfo.processInfo.environment["RYZE_BENCH_POSTGRES_URL"] {
+        try FileManager.default.createDirectory(atPath: dir + "/pg", withIntermediateDirectories: true)
+        let (pgApp, pgReq) = try benchApplication(dir + "/pg", postgres: url)
+        let pgGet = measure(1_000_000) { _ = pgApp.respond(to: pgReq) }
+        print(String(format: "request, --store postgresql: the same GET: %.0f ns (log store, same run: %.0f ns)", pgGet, get))
+    }
 }
 
 /// Writes a log of `instances` instances with `updates` configuration saves each, in a fresh

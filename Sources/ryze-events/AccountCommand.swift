@@ -27,7 +27,7 @@ struct AccountCommand: ParsableCommand {
         func run() throws {
             let token = holder.tokenToIssue
             do {
-                try Accounts.create(in: openStore(data), name: holder.name, token: token, instanceQuota: instanceQuota)
+                try Accounts.create(in: openStateStore(data), name: holder.name, token: token, instanceQuota: instanceQuota)
             } catch {
                 fail("\(error)")
             }
@@ -41,7 +41,7 @@ struct AccountCommand: ParsableCommand {
         @OptionGroup var data: DataDirectory
 
         func run() throws {
-            let accounts = Accounts.list(in: openStore(data))
+            let accounts = Accounts.list(in: openStateStore(data))
             print("NAME\tSTATUS\tINSTANCES\tQUOTA")
             for a in accounts {
                 print("\(a.name)\t\(a.disabled ? "disabled" : "active")\t\(a.instances.count)\t\(a.instanceQuota == 0 ? "unlimited" : String(a.instanceQuota))")
@@ -70,7 +70,7 @@ struct AccountCommand: ParsableCommand {
         func run() throws {
             let channels: [String]
             do {
-                channels = try Accounts.disable(in: openStore(data), name: name)
+                channels = try Accounts.disable(in: openStateStore(data), name: name)
             } catch {
                 fail("\(error)")
             }
@@ -95,9 +95,20 @@ struct AccountCommand: ParsableCommand {
     }
 }
 
+/// The data directory's log, for the log tools (never with `--store`).
 func openStore(_ data: DataDirectory) -> LogStore {
+    data.refuseSharedStore("log")
     do {
         return try LogStore(directory: data.path)
+    } catch {
+        fail("\(error)")
+    }
+}
+
+/// The deployment's state, wherever `--store` says it lives, for one-shot tools.
+func openStateStore(_ data: DataDirectory) -> any StateStore {
+    do {
+        return try data.openStateStore(follow: false)
     } catch {
         fail("\(error)")
     }

@@ -67,7 +67,9 @@ struct Deliver: ParsableCommand {
         do {
             try LogSetup.bootstrap(file: logFile, level: logLevel)
             logger = Logger(label: "ryze.deliver")
-            let store = try LogStore(directory: data.path, logger: Logger(label: "ryze.store"))
+            // With --store the configuration comes from PostgreSQL; the queue stays in the data
+            // directory (one deliverer per host: see the README's multi-host section).
+            let store = try data.openStateStore(follow: true)
             lock = try DeliverLock(directory: data.path)
             let queue = try QueueStore(directory: data.path, autoCompactionFactor: compactFactor > 0 ? compactFactor : nil,
                                        logger: Logger(label: "ryze.queue"))

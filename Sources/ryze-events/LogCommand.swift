@@ -17,6 +17,7 @@ struct LogCommand: ParsableCommand {
         @OptionGroup var data: DataDirectory
 
         func run() throws {
+            data.refuseSharedStore("log")
             let files = DataFiles(directory: data.path)
             let report: LogMaintenance.Report
             do { report = try LogMaintenance.verify(files) } catch { fail("\(error)") }
@@ -39,6 +40,7 @@ struct LogCommand: ParsableCommand {
 
         func run() throws {
             do {
+                data.refuseSharedStore("log")
                 let result = try LogMaintenance.dump(DataFiles(directory: data.path)) { offset, record in print("\(offset)\t\(record)") }
                 if result.stop != .clean { fail("stopped at offset \(result.end): \(result.stop)") }
             } catch {
@@ -73,6 +75,7 @@ struct LogCommand: ParsableCommand {
         @OptionGroup var data: DataDirectory
 
         func run() throws {
+            data.refuseSharedStore("log")
             let files = DataFiles(directory: data.path)
             do {
                 switch try LogMaintenance.repair(files, backupSuffix: String(Int(Date().timeIntervalSince1970))) {

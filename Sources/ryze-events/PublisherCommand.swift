@@ -21,7 +21,7 @@ struct PublisherCommand: ParsableCommand {
         func run() throws {
             let token = holder.tokenToIssue
             do {
-                try Publishers.create(in: openStore(data), name: holder.name, token: token)
+                try Publishers.create(in: openStateStore(data), name: holder.name, token: token)
             } catch {
                 fail("\(error)")
             }
@@ -36,7 +36,7 @@ struct PublisherCommand: ParsableCommand {
 
         func run() throws {
             print("NAME\tSTATUS")
-            for p in Publishers.list(in: openStore(data)) { print("\(p.name)\t\(p.disabled ? "disabled" : "active")") }
+            for p in Publishers.list(in: openStateStore(data)) { print("\(p.name)\t\(p.disabled ? "disabled" : "active")") }
         }
     }
 
@@ -50,7 +50,7 @@ struct PublisherCommand: ParsableCommand {
 
         func run() throws {
             do {
-                try Publishers.disable(in: openStore(data), name: name)
+                try Publishers.disable(in: openStateStore(data), name: name)
             } catch {
                 fail("\(error)")
             }

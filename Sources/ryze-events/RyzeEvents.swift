@@ -11,7 +11,7 @@ struct RyzeEvents: ParsableCommand {
             All processes pointed at one data directory form one deployment: they share the \
             append-only log and the rate-limit table.
             """,
-        subcommands: [Serve.self, Deliver.self, AccountCommand.self, PublisherCommand.self, WebhookCommand.self, LogCommand.self]
+        subcommands: [Serve.self, Deliver.self, AccountCommand.self, PublisherCommand.self, WebhookCommand.self, LogCommand.self, StoreCommand.self]
     )
 }
 
@@ -24,6 +24,17 @@ struct DataDirectory: ParsableArguments {
         "The deployment's secret key (32 random bytes, mode 0600; it encrypts webhook secrets at rest). Default: secret.key in the data directory, made on first use.",
         valueName: "path"))
     var secretKeyFile: String?
+
+    @Option(name: .customLong("store"), help: ArgumentHelp(
+        "Keep the deployment's state in PostgreSQL instead of the data directory, for several hosts: postgresql://USER@HOST/DB (any libpq connection URI). See the README for what this mode covers.",
+        valueName: "url"))
+    var store: String?
+
+    func validate() throws {
+        if let store, !(store.hasPrefix("postgresql://") || store.hasPrefix("postgres://")) {
+            throw ValidationError("--store takes a postgresql:// connection URI")
+        }
+    }
 
     var path: String {
         if let dataDir, !dataDir.isEmpty { return dataDir }
@@ -38,7 +49,9 @@ struct DataDirectory: ParsableArguments {
     /// file's name, never a new key that opens nothing.
     func loadKey(for store: some StateStore) throws -> DeploymentKey {
         let sealedUnder = store.read { $0.sealedKeyIDs }
-        let key = try DeploymentKey.loadOrCreate(path: secretKeyPath, create: sealedUnder.isEmpty)
+        // With --store every host must hold the same key: one made here would seal secrets that
+        // the other hosts cannot open, so it is never made on first use (README, multi-host).
+        let key = try DeploymentKey.loadOrCreate(path: secretKeyPath, create: sealedUnder.isEmpty && self.store == nil)
         for id in sealedUnder { try key.verify(expected: id) }
         return key
     }

@@ -112,8 +112,7 @@ struct Serve: ParsableCommand {
         do {
             try LogSetup.bootstrap(file: logFile, level: logLevel)
             let logger = Logger(label: "ryze.serve")
-            let store = try LogStore(directory: data.path, autoCompactionFactor: compactFactor > 0 ? compactFactor : nil,
-                                  logger: Logger(label: "ryze.store"))
+            let store = try data.openStateStore(follow: true, compactFactor: compactFactor > 0 ? compactFactor : nil)
             let rateStore: any RateLimitStore
             if let rateLimitStore, case .success(let address) = RedisAddress.parse(rateLimitStore) {
                 rateStore = RedisRateStore(address: address, logger: Logger(label: "ryze.ratelimit"))

@@ -100,6 +100,8 @@ struct WebhookCommand: ParsableCommand {
     }
 }
 
+/// The data directory's delivery queue. With `--store` too: the queue stays on each host
+/// (README, multi-host section).
 func openQueue(_ data: DataDirectory) -> QueueStore {
     do {
         return try QueueStore(directory: data.path)

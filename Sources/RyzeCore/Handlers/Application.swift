@@ -147,6 +147,7 @@ public final class Application: Sendable {
                 return .error(status, message)
             case .storeFailed(let storeError):
                 logger.error("store failure", metadata: ["method": "\(request.method)", "path": "\(request.path)", "error": "\(storeError)"])
+                if storeError.isUnavailable { return .error(.serviceUnavailable, StoreError.unavailableMessage) }
                 return .error(.internalServerError, endpoint.storeFailure.text(for: storeError))
             }
         }

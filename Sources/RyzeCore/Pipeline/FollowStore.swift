@@ -18,11 +18,13 @@ struct FollowStore: Middleware {
 }
 
 /// Every route refuses to serve from a state that could not catch up: authentication itself
-/// reads it, and a revocation must take effect at once (SPEC §2). The route's own 500 answers.
-/// Routes open to anyone read no state and pass.
+/// reads it, and a revocation must take effect at once (SPEC §2). The route's own 500 answers,
+/// or SPEC §7's 503 when a shared store (PostgreSQL) is out of reach. Routes open to anyone read
+/// no state and pass.
 struct RequireFreshState: Middleware {
     func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
         if let error = state.storeError, let endpoint = state.endpoint, endpoint.access != .anyone {
+            if error.isUnavailable { return .error(.serviceUnavailable, StoreError.unavailableMessage) }
             return .error(.internalServerError, endpoint.storeFailure.text(for: error))
         }
         return next(&state)

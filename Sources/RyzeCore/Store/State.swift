@@ -79,7 +79,7 @@ public struct State: Sendable {
 
     /// The same, reading the state in place: the request path's way (`LogStore.principal`).
     /// Property by property through the pointer, so that nothing copies the whole state.
-    static func principal(in state: UnsafePointer<State>, for token: TokenDigest) -> Principal? {
+    public static func principal(in state: UnsafePointer<State>, for token: TokenDigest) -> Principal? {
         guard let p = state.pointee.tokens[token] else { return nil }
         switch p {
         case .account(let name):

@@ -42,4 +42,12 @@ public struct StoreStats: Sendable {
     public var instances: Int
     /// False once a write could not be made durable and further writes are refused.
     public var writable: Bool
+
+    public init(records: Int, bytes: Int, accounts: Int, instances: Int, writable: Bool) {
+        self.records = records
+        self.bytes = bytes
+        self.accounts = accounts
+        self.instances = instances
+        self.writable = writable
+    }
 }

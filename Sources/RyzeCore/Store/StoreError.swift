@@ -13,6 +13,9 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case unusable(String)
     /// An earlier `fdatasync` failed: the log is indeterminate and this process writes no more.
     case unwritable(String)
+    /// A shared store (PostgreSQL, SPEC §7) cannot be reached or did not answer in time: the
+    /// request gets 503 `Service temporarily unavailable`, and the store reconnects by itself.
+    case unavailable(String)
 
     public var description: String {
         switch self {
@@ -22,6 +25,7 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             return "\(path): damaged record at offset \(offset) (\(reason)) with valid records after it; run `ryze-events log verify` to inspect and `ryze-events log repair` to cut the log at that offset (a backup is kept)"
         case .unusable(let m): return m
         case .unwritable(let m): return "writes refused until this worker restarts (an earlier fdatasync failed: \(m))"
+        case .unavailable(let m): return "store unavailable: \(m)"
         }
     }
 
@@ -30,8 +34,16 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .io: return "storage error"
         case .badHeader, .damaged: return "storage damaged"
-        case .unusable, .unwritable: return "storage unavailable"
+        case .unusable, .unwritable, .unavailable: return "storage unavailable"
         }
+    }
+
+    /// SPEC §7: what a request that needs an unreachable shared store is answered.
+    public static let unavailableMessage = "Service temporarily unavailable"
+
+    public var isUnavailable: Bool {
+        if case .unavailable = self { return true }
+        return false
     }
 
     static func errno(_ what: String) -> StoreError {

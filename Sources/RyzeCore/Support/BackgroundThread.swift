@@ -12,13 +12,13 @@ import Glibc
 /// was between two sigtimedwait calls then landed here, where its default action ended the process
 /// at once: no graceful stop, and SIGHUP (documented as ignored) killed the worker. Seen as a
 /// flood of SIGHUP ending a worker after about 1,600 of them.
-enum BackgroundThread {
+public enum BackgroundThread {
     private final class Box {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }
 
-    static func start(_ body: @escaping @Sendable () -> Void) {
+    public static func start(_ body: @escaping @Sendable () -> Void) {
         var thread = pthread_t()
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
         // The new thread inherits the creator's mask: block around the creation, so that there

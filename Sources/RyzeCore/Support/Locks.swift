@@ -4,10 +4,10 @@ import Glibc
 
 /// A pthread read-write lock that lets a waiting writer in ahead of new readers, so a steady read
 /// load cannot starve log catch-up.
-final class ReadWriteLock: @unchecked Sendable {
+public final class ReadWriteLock: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
 
-    init() {
+    public init() {
         lock = .allocate(capacity: 1)
         var attr = pthread_rwlockattr_t()
         pthread_rwlockattr_init(&attr)
@@ -21,7 +21,7 @@ final class ReadWriteLock: @unchecked Sendable {
         lock.deallocate()
     }
 
-    func withReadLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    public func withReadLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
@@ -31,7 +31,7 @@ final class ReadWriteLock: @unchecked Sendable {
     func lockForReading() { pthread_rwlock_rdlock(lock) }
     func unlock() { pthread_rwlock_unlock(lock) }
 
-    func withWriteLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    public func withWriteLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
@@ -39,10 +39,10 @@ final class ReadWriteLock: @unchecked Sendable {
 }
 
 /// A plain pthread mutex, for the few places a scoped lock is all that is wanted.
-final class PlainMutex: @unchecked Sendable {
+public final class PlainMutex: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
-    init() {
+    public init() {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }
@@ -52,7 +52,7 @@ final class PlainMutex: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()

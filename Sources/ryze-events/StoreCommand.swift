@@ -1,0 +1,44 @@
+import ArgumentParser
+import RyzeCore
+import RyzePostgres
+
+struct StoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        abstract: "Move a deployment's state between stores.",
+        subcommands: [Migrate.self]
+    )
+
+    struct Migrate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy a one-host deployment (the data directory's log) into PostgreSQL (--store).",
+            discussion: """
+                Stop the workers first. The database must hold no accounts or publishers yet; the \
+                copy is one transaction, so it is all there or not at all. Webhook secrets stay \
+                sealed under the data directory's secret.key: copy that file to every host. The \
+                delivery queue stays in the data directory (README, multi-host section).
+                """
+        )
+
+        @OptionGroup var data: DataDirectory
+
+        func validate() throws {
+            guard data.store != nil else { throw ValidationError("store migrate needs --store postgresql://...") }
+        }
+
+        func run() throws {
+            do {
+                let source = try LogStore(directory: data.path)
+                let (records, summary) = source.read { state in
+                    (state.liveRecords,
+                     "\(state.accounts.count) accounts, \(state.instances.count) instances, \(state.publishers.count) publishers")
+                }
+                let target = try PostgresStore(url: data.store!, options: .init(follow: false))
+                _ = try target.importRecords(records)
+                print("copied \(summary) (\(records.count) records) into PostgreSQL; every host needs \(data.secretKeyPath)")
+            } catch {
+                fail("\(error)")
+            }
+        }
+    }
+}

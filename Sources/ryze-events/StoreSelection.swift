@@ -1,0 +1,25 @@
+import Logging
+import RyzeCore
+import RyzePostgres
+
+/// Which store `--store` selects: the data directory's log (one host), or PostgreSQL (SPEC §7).
+extension DataDirectory {
+    /// The state store for a subcommand that works in both modes. `follow`: a long-running
+    /// process that keeps its copy current by itself (workers, the deliverer); one-shot tools
+    /// catch up when they read.
+    func openStateStore(follow: Bool, compactFactor: Int? = nil, logger: Logger = Logger(label: "ryze.store")) throws -> any StateStore {
+        if let url = store {
+            return try PostgresStore(url: url, options: .init(follow: follow), logger: logger)
+        }
+        return try LogStore(directory: path, autoCompactionFactor: compactFactor, logger: logger)
+    }
+
+    /// For subcommands that work only on the data directory's own files (the log tools, the
+    /// dead letters): with `--store` they refuse at once rather than act on files that are not
+    /// the deployment's state.
+    func refuseSharedStore(_ command: String) {
+        if store != nil {
+            fail("`\(command)` works on the data directory only; it does not support --store postgresql:// yet (see the README's multi-host section)")
+        }
+    }
+}
