@@ -65,10 +65,3 @@ final class Monitor: @unchecked Sendable {
     /// With the lock held: wakes one waiter of `condition`.
     func signal(_ condition: Condition) { pthread_cond_signal(conditions + condition.rawValue) }
 }
-
-/// Seconds on the monotonic clock, for durations and waits.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}

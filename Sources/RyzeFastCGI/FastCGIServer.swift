@@ -117,9 +117,3 @@ public final class FastCGIServer: @unchecked Sendable {
         logger.info("stopped")
     }
 }
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}

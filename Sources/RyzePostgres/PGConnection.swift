@@ -220,11 +220,7 @@ struct Deadline {
 
     static func after(milliseconds: Int) -> Deadline { Deadline(nanoseconds: now + UInt64(milliseconds) * 1_000_000) }
 
-    static var now: UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    static var now: UInt64 { MonotonicClock.nanoseconds() }
 
     static func sleep(milliseconds: Int) {
         var ts = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)

@@ -157,9 +157,5 @@ public final class RedisRateStore: RateLimitStore {
         if recovered { logger.notice("rate-limit store at \(address) reachable again") }
     }
 
-    static func monotonicMicroseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
-    }
+    static func monotonicMicroseconds() -> UInt64 { MonotonicClock.nanoseconds() / 1000 }
 }

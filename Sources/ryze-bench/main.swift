@@ -4,11 +4,7 @@ import Foundation
 import RyzeCore
 import RyzePostgres
 
-func nowNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
+func nowNanos() -> UInt64 { MonotonicClock.nanoseconds() }
 
 /// Runs `body` `n` times and returns nanoseconds per call.
 @inline(never)
