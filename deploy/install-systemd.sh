@@ -44,6 +44,10 @@ if [ ! -e /etc/nginx/sites-available/ryze-events ]; then
     install -m 0644 nginx.conf.example /etc/nginx/sites-available/ryze-events
     ln -sf /etc/nginx/sites-available/ryze-events /etc/nginx/sites-enabled/ryze-events
 fi
+# A site installed by an older version, or edited by the operator, is never rewritten; one without
+# the error include answers nginx's own errors (400, 413, 502, ...) in HTML, against SPEC §1.
+grep -q 'include ryze-events-errors.conf;' /etc/nginx/sites-available/ryze-events ||
+    echo "warning: /etc/nginx/sites-available/ryze-events lacks 'include ryze-events-errors.conf;' (see nginx.conf.example): nginx's own errors will not be JSON" >&2
 systemctl daemon-reload
 if systemctl is-active --quiet ryze-events.service; then
     systemctl reload ryze-events.service      # upgrade: rolling restart onto the new binary
