@@ -26,8 +26,10 @@ extension FastCGIServer {
     /// at the end (the caller's job).
     struct StreamSink: ResponseHeadSink {
         /// Room for the head of any API answer and a typical body; a larger response costs one
-        /// more FCGX_PutStr per buffer's worth, nothing else.
-        static let capacity = 2048
+        /// more FCGX_PutStr per buffer's worth, nothing else. At most 1,024 bytes: above that
+        /// `withUnsafeTemporaryAllocation` asks the runtime whether the stack has room, and on a
+        /// request thread it answered no, so that the buffer was a malloc and a free per request.
+        static let capacity = 1024
         let stream: UnsafeMutablePointer<FCGX_Stream>!
         let buffer: UnsafeMutableRawPointer
         var count = 0
@@ -74,15 +76,22 @@ extension FastCGIServer {
             write(bytes: UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
         }
 
+        /// Borrows the string's bytes where it has them contiguous (native and literal strings,
+        /// small ones copied to the stack): copying the String to call `withUTF8` cost a retain
+        /// and a release per piece.
         @inline(__always)
         mutating func write(_ string: String) {
+            if string.utf8.withContiguousStorageIfAvailable({ write(bytes: UnsafeRawBufferPointer($0)) }) != nil { return }
             var s = string
             s.withUTF8 { write(bytes: UnsafeRawBufferPointer($0)) }
         }
 
+        /// The digits go straight into the buffer (see `DecimalDigits.write`), after a flush when
+        /// the longest number might not fit.
         @inline(__always)
         mutating func write(decimal value: Int) {
-            DecimalDigits.withASCII(value) { write(bytes: $0) }
+            if count + DecimalDigits.maxCount > StreamSink.capacity { flush() }
+            count += DecimalDigits.write(value, to: buffer + count)
         }
     }
 }

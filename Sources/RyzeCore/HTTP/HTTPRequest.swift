@@ -54,13 +54,21 @@ public struct HTTPRequest: Sendable {
     }
 
     /// The API's methods come back as literals (no bytes copied); anything else as sent.
+    /// (Compared one by one, without an array of them: the array literal was built per request.)
     private static func method(_ value: UnsafePointer<CChar>) -> String {
-        for known in ["GET", "POST", "DELETE", "OPTIONS"] as [StaticString] {
-            if strcmp(value, UnsafeRawPointer(known.utf8Start).assumingMemoryBound(to: CChar.self)) == 0 {
-                return known.description
-            }
-        }
+        if equals(value, "GET") { return "GET" }
+        if equals(value, "POST") { return "POST" }
+        if equals(value, "DELETE") { return "DELETE" }
+        if equals(value, "OPTIONS") { return "OPTIONS" }
         return String(cString: value)
+    }
+
+    /// Whether the C string `value` is exactly `literal`; reads no byte of `value` past its NUL.
+    @inline(__always)
+    private static func equals(_ value: UnsafePointer<CChar>, _ literal: StaticString) -> Bool {
+        let bytes = literal.utf8Start
+        for i in 0..<literal.utf8CodeUnitCount where UInt8(bitPattern: value[i]) != bytes[i] { return false }
+        return value[literal.utf8CodeUnitCount] == 0
     }
 
     /// First value of a query parameter, percent-decoded (`+` means space, as in forms).

@@ -27,7 +27,7 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, contentType: jsonType, body: body)
     }
 
-    static let jsonType = "application/json"
+    @usableFromInline static let jsonType = "application/json"
 
     /// The contract's error envelope: `{"success": false, "error": {"message": ...}}` and nothing else.
     public static func error(_ status: HTTPStatus, _ message: String) -> HTTPResponse {

@@ -85,13 +85,16 @@ public struct Router<Handler: Sendable>: Sendable {
     /// A method of up to 8 bytes as one word, so that comparing methods while walking reads no
     /// String; `longMethod` for longer ones, which are compared as strings.
     static func methodKey(_ method: String) -> UInt64 {
-        var method = method
-        return method.withUTF8 { b in
+        func pack(_ b: UnsafeBufferPointer<UInt8>) -> UInt64 {
             guard b.count <= 8 else { return longMethod }
             var key: UInt64 = 0
             for i in 0..<b.count { key |= UInt64(b[i]) << UInt64(8 * i) }
             return key
         }
+        // Borrowed where the bytes are at hand (every literal method is): no copy of the String.
+        if let key = method.utf8.withContiguousStorageIfAvailable(pack) { return key }
+        var method = method
+        return method.withUTF8(pack)
     }
     static var longMethod: UInt64 { .max }
 
