@@ -15,13 +15,6 @@ import Glibc
 /// network, so a dead server costs no thread more than one timeout. The first request after the
 /// window tries again, so service resumes by itself within a second of Redis being back.
 public final class RedisRateStore: RateLimitStore {
-    /// A connection idle in the pool. Only the call that took it out uses it until it is put
-    /// back: that hand-over through the mutex is what makes moving it between threads safe.
-    private final class Idle: @unchecked Sendable {
-        let connection: RedisConnection
-        init(_ c: RedisConnection) { connection = c }
-    }
-
     /// When the next attempt may be made after failures, and the wait after the next failure.
     private struct Backoff {
         var retryAt: UInt64 = 0
@@ -35,8 +28,8 @@ public final class RedisRateStore: RateLimitStore {
     public let connectTimeout: Double
     public let commandTimeout: Double
     private let logger: Logger
-    /// The pool settles at one connection per request thread that ever needed one.
-    private let idle = Mutex<[Idle]>([])
+    /// Unbounded: it settles at one connection per request thread that ever needed one.
+    private let idle = IdlePool<RedisConnection>()
     private let backoff = Mutex(Backoff())
     private let unavailable = Atomic<UInt64>(0)
     private let connects = Atomic<UInt64>(0)
@@ -53,7 +46,7 @@ public final class RedisRateStore: RateLimitStore {
     /// Connections opened so far (the first ones and every reconnect), for tests and logs.
     public var connectCount: UInt64 { connects.load(ordering: .relaxed) }
     /// Idle connections now (tests).
-    var idleCount: Int { idle.withLock { $0.count } }
+    var idleCount: Int { idle.count }
 
     public func consume(_ key: RateKey, rule: GCRA, clock: WallClock) throws(RateLimitUnavailable) -> GCRA.Decision {
         do {
@@ -82,12 +75,12 @@ public final class RedisRateStore: RateLimitStore {
     func evaluate(key: String, rule: GCRA) throws(RateLimitUnavailable) -> RedisReply {
         let arguments = [key, String(rule.interval), String(rule.limit)]
         try admitAttempt()
-        var pooled = idle.withLock { $0.popLast() }
+        var pooled = idle.take()
         while true {
             let connection: RedisConnection
             let reused = pooled != nil
             if let p = pooled {
-                connection = p.connection
+                connection = p
                 pooled = nil
             } else {
                 do {
@@ -104,11 +97,11 @@ public final class RedisRateStore: RateLimitStore {
                 }
                 if case .error(let e) = reply {
                     // The connection is sound; the server refused (out of memory, read-only replica...).
-                    idle.withLock { $0.append(Idle(connection)) }
+                    idle.give(connection)
                     throw failed("Redis refused the rate-limit script: \(e)")
                 }
                 succeeded()
-                idle.withLock { $0.append(Idle(connection)) }
+                idle.give(connection)
                 return reply
             } catch let error as RedisConnection.Failure {
                 // A pooled connection the server has closed (it restarted) fails at once: one retry

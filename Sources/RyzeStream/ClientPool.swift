@@ -1,18 +1,11 @@
 import RyzeHTTP
-import Synchronization
+import RyzeCore
 
 /// HTTP clients for concurrent callers: `HTTPClient` is not thread-safe, so each call takes one
-/// for itself and gives it back. Request threads are few and long-lived, so the pool settles at
-/// one client per thread that ever published, each keeping its connection to nginx alive.
+/// for itself and gives it back (`IdlePool`'s hand-over). The pool settles at one client per
+/// thread that ever published, each keeping its connection to nginx alive.
 final class ClientPool: Sendable {
-    /// An idle client, owned by the pool. Only the call that took it out uses it until it is put
-    /// back: that hand-over through the mutex is what makes moving it between threads safe.
-    private final class Idle: @unchecked Sendable {
-        let client: HTTPClient
-        init(_ client: HTTPClient) { self.client = client }
-    }
-
-    private let idle = Mutex<[Idle]>([])
+    private let idle = IdlePool<HTTPClient>()
     private let make: @Sendable () -> HTTPClient
 
     init(make: @escaping @Sendable () -> HTTPClient = { HTTPClient(maxResponseBody: 4096) }) {
@@ -20,11 +13,11 @@ final class ClientPool: Sendable {
     }
 
     func with<T>(_ body: (HTTPClient) -> T) -> T {
-        let taken = idle.withLock { $0.popLast() } ?? Idle(make())
-        defer { idle.withLock { $0.append(taken) } }
-        return body(taken.client)
+        let taken = idle.take() ?? make()
+        defer { idle.give(taken) }
+        return body(taken)
     }
 
     /// Idle clients now (tests).
-    var idleCount: Int { idle.withLock { $0.count } }
+    var idleCount: Int { idle.count }
 }
