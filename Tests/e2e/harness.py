@@ -32,6 +32,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_for(cond, what, timeout=30, interval=0.05):
+    """Polls `cond` until it holds; fails the test with `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -160,14 +170,7 @@ class Deployment:
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    @staticmethod
-    def wait_for(cond, what, timeout=30):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if cond():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
+    wait_for = staticmethod(wait_for)
 
     # --- CLI and HTTP ----------------------------------------------------------------------
     def cli(self, *args, check=True):

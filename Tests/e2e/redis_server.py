@@ -7,9 +7,8 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 
-from harness import free_port
+from harness import free_port, wait_for
 
 
 class RedisServer:
@@ -23,7 +22,7 @@ class RedisServer:
         subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                         "--daemonize", "yes", "--pidfile", str(self.pidfile), "--dir", str(self.dir),
                         "--logfile", str(self.dir / "redis.log")], check=True, stdout=subprocess.DEVNULL)
-        self._wait(self.accepts, "redis-server to accept")
+        wait_for(self.accepts, "redis-server to accept", timeout=10, interval=0.02)
         return self
 
     @property
@@ -43,7 +42,7 @@ class RedisServer:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        self._wait(lambda: not self.accepts(), "redis-server to stop")
+        wait_for(lambda: not self.accepts(), "redis-server to stop", timeout=10, interval=0.02)
         self.pidfile.unlink(missing_ok=True)
 
     def freeze(self):
@@ -67,12 +66,3 @@ class RedisServer:
     def close(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    @staticmethod
-    def _wait(cond, what, timeout=10):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if cond():
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"timed out waiting for {what}")

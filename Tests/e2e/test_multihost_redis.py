@@ -203,13 +203,15 @@ def settle(host, pub, name, *subscribers):
             s.frames.get_nowait()
 
 
-def test_an_event_published_on_host_a_reaches_a_websocket_client_on_host_b_without_replay(hosts, redis):
-    def prepare(a):
-        token = a.account("fan")
-        shop = a.create_instance(token, "shop", websocketEnabled=True)
-        return shop, a.cli("publisher", "create", "--name", "producer").stdout.strip()
+def streamed_shop(a, account):
+    """On host A: an account, its instance `shop` with WebSocket on, and a publisher; (shop's token, publisher token)."""
+    token = a.account(account)
+    shop = a.create_instance(token, "shop", websocketEnabled=True)
+    return shop, a.cli("publisher", "create", "--name", "producer").stdout.strip()
 
-    a, b, (shop, pub) = hosts([], prepare)
+
+def test_an_event_published_on_host_a_reaches_a_websocket_client_on_host_b_without_replay(hosts, redis):
+    a, b, (shop, pub) = hosts([], lambda a: streamed_shop(a, "fan"))
     # Published before anyone listens: nchan_store_messages off (FIELD-NOTES, nchan issue #668
     # with Redis) -- a later subscriber must not get it.
     publish(a, pub, "shop", "message.exchange", {"n": "old"})
@@ -240,12 +242,7 @@ def test_an_event_published_on_host_a_reaches_a_websocket_client_on_host_b_witho
 
 
 def test_the_fan_out_across_hosts_resumes_after_redis_restarts(hosts, redis):
-    def prepare(a):
-        token = a.account("again")
-        shop = a.create_instance(token, "shop", websocketEnabled=True)
-        return shop, a.cli("publisher", "create", "--name", "producer").stdout.strip()
-
-    a, b, (shop, pub) = hosts([], prepare)
+    a, b, (shop, pub) = hosts([], lambda a: streamed_shop(a, "again"))
     on_b = subscribe(b, f"/ws/shop?token={shop}")
     try:
         settle(a, pub, "shop", on_b)
