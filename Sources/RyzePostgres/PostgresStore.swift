@@ -89,6 +89,8 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
     private let hostChanges: ChangeCounter?
     private let hostSeen = Atomic<UInt64>(0)
     private let hostCatchUp = PlainMutex()
+    /// When `confirmNow` last failed (monotonic ns); guarded by `hostCatchUp`.
+    private var lastConfirmFailure: UInt64 = 0
 
     /// Connects, applies the schema migrations this binary knows, loads the state and, with
     /// `follow`, starts following. Fails when PostgreSQL cannot be reached now.
@@ -138,10 +140,47 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
             throw .unavailable(failureLock.withLock { lastFailure })
         }
         if now &- at > UInt64(options.maxStalenessMilliseconds) * 1_000_000 {
-            throw .unavailable("PostgreSQL has not answered the follower for over \(options.maxStalenessMilliseconds) ms")
+            try confirmNow()
         }
         if let hostChanges, hostChanges.load() != hostSeen.load(ordering: .acquiring) {
             try catchUpWithHost(hostChanges)
+        }
+    }
+
+    /// The copy was not confirmed current within `maxStaleness`, though the follower has not seen
+    /// PostgreSQL fail: the process was stopped or starved of CPU (seen: a worker resumed after
+    /// SIGSTOP answered 503 until its follower's next turn). The request thread catches up
+    /// itself, once per process (under `hostCatchUp`); after a failure the others refuse at once
+    /// for a second rather than each waiting out a deadline, so a silent server still gets its
+    /// 503 within SPEC's two seconds.
+    private func confirmNow() throws(StoreError) {
+        try hostCatchUp.withLock { () throws(StoreError) in
+            let started = Deadline.now
+            let limit = UInt64(options.maxStalenessMilliseconds) * 1_000_000
+            if started &- confirmedAt.load(ordering: .acquiring) <= limit { return }   // another thread did it
+            if started &- lastConfirmFailure < 1_000_000_000 {
+                throw .unavailable("PostgreSQL has not answered for over \(options.maxStalenessMilliseconds) ms")
+            }
+            let target = hostChanges?.load()
+            // One attempt with a short deadline, no retry on a fresh connection: with the time the
+            // copy has already been stale, a silent server must still be a 503 within 2 s.
+            let deadline = Deadline.after(milliseconds: 500)
+            do throws(StoreError) {
+                let (c, _) = try pool.take(deadline: deadline)
+                defer { pool.give(c) }
+                try catchUp(c, deadline: deadline)
+            } catch {
+                lastConfirmFailure = Deadline.now
+                throw error
+            }
+            // Only forward: the follower may have confirmed later meanwhile.
+            var seen = confirmedAt.load(ordering: .relaxed)
+            while seen < started && seen != 0 {
+                let (done, now) = confirmedAt.compareExchange(expected: seen, desired: started, ordering: .acquiringAndReleasing)
+                if done { break }
+                seen = now
+            }
+            if let target { hostSeen.store(target, ordering: .releasing) }
         }
     }
 
