@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, runs the Swift unit tests, then the
-# end-to-end tests (real binary, spawn-fcgi/multiwatch workers, nginx, HTTP) and the fuzz stage
+# end-to-end tests (real binary, spawn-fcgi/multiwatch workers, nginx, HTTP; once on one host, once
+# on PostgreSQL + Redis) and the fuzz stage
 # (each libFuzzer target of Tests/fuzz for FUZZ_SECONDS, 15 by default; 0 skips it) with pytest,
 # whose summary line ends the run. Extra arguments go to pytest (e.g. deploy/test.sh -k rate).
 # The PostgreSQL tests run against throwaway servers (Tests/e2e/pg_server.py), never a real one.
@@ -21,5 +22,9 @@ trap - EXIT
 unset RYZE_TEST_POSTGRES_URL
 RYZE_BIN="$(swift build --show-bin-path)/ryze-events"
 export RYZE_BIN
-echo "== end-to-end tests (pytest, nginx + spawn-fcgi), then the fuzz stage (libFuzzer)"
+# The end-to-end suite runs twice in the one pytest run: on one host (the data directory), then
+# every test again on PostgreSQL + Redis (SPEC §7; one throwaway server of each for the pass,
+# Tests/e2e/shared_backend.py), less those marked one_host. The fuzz stage runs once, last.
+export RYZE_E2E_BACKEND=${RYZE_E2E_BACKEND:-local,pg-redis}
+echo "== end-to-end tests (pytest, nginx + spawn-fcgi; backends $RYZE_E2E_BACKEND), then the fuzz stage (libFuzzer)"
 exec python3 -m pytest Tests/e2e Tests/fuzz -q -p no:cacheprovider "$@"

@@ -26,13 +26,14 @@ final class PGConnection {
     /// Connects to `url` (a libpq connection URI or key=value string) before `deadline`, with TCP
     /// keepalives so that a dead peer is noticed without a query in flight.
     static func connect(url: String, deadline: Deadline) throws(StoreError) -> PGConnection {
+        // After dbname, so that they override what the URI says (libpq: later keywords win).
         let settings: [(String, String)] = [
             ("dbname", url),
             ("application_name", "ryze-events"),
             ("keepalives", "1"), ("keepalives_idle", "5"), ("keepalives_interval", "2"), ("keepalives_count", "2"),
             ("tcp_user_timeout", "3000"),
             ("options", sessionOptions),
-        ]
+        ] + (try resolvedHosts(url: url, deadline: deadline))
         let conn: OpaquePointer? = withCStrings(settings.map(\.0)) { keys in
             withCStrings(settings.map(\.1)) { values in PQconnectStartParams(keys, values, 1) }
         }
@@ -53,6 +54,54 @@ final class PGConnection {
             }
             state = PQconnectPoll(conn)
         }
+    }
+
+    /// `host`, `hostaddr` and `port` for libpq with every host name of `url` already resolved, by
+    /// `deadline` (HostResolver): libpq's PQconnectStartParams would otherwise call getaddrinfo,
+    /// which blocks without a deadline. Each address of a name becomes a host entry of its own, so
+    /// that libpq still tries them in turn; `host` keeps the name (for TLS and the password file).
+    /// Empty when nothing needs resolving: socket directories, numeric addresses, a `hostaddr`
+    /// the URI gives itself.
+    static func resolvedHosts(url: String, deadline: Deadline) throws(StoreError) -> [(String, String)] {
+        var error: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(url, &error) else {
+            defer { if let error { PQfreemem(error) } }
+            throw .unavailable(error.map { String(cString: $0).oneLine } ?? "cannot parse the connection URI")
+        }
+        defer { PQconninfoFree(options) }
+        var given: [String: String] = [:]
+        var k = 0
+        while let keyword = options[k].keyword {
+            if let value = options[k].val { given[String(cString: keyword)] = String(cString: value) }
+            k += 1
+        }
+        guard (given["hostaddr"] ?? "").isEmpty, let hostList = given["host"], !hostList.isEmpty else { return [] }
+        let hosts = hostList.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let ports = (given["port"] ?? "").isEmpty ? [] : given["port"]!.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        func isName(_ h: String) -> Bool { !h.isEmpty && !h.hasPrefix("/") && !h.hasPrefix("@") && !HostResolver.isNumeric(h) }
+        guard hosts.contains(where: isName) else { return [] }
+        var outHosts: [String] = [], outAddresses: [String] = [], outPorts: [String] = []
+        for (i, host) in hosts.enumerated() {
+            // libpq: one port for all hosts, or one per host.
+            let port = ports.count == hosts.count ? ports[i] : (ports.first ?? "")
+            // An empty hostaddr entry: libpq uses that host as it is (a socket directory).
+            var addresses = [HostResolver.isNumeric(host) ? host : ""]
+            if isName(host) {
+                do {
+                    addresses = try HostResolver.shared.addresses(of: host, deadline: deadline.nanoseconds)
+                } catch {
+                    throw .unavailable(error.description)
+                }
+            }
+            for a in addresses {
+                outHosts.append(host)
+                outAddresses.append(a)
+                outPorts.append(port)
+            }
+        }
+        var settings = [("host", outHosts.joined(separator: ",")), ("hostaddr", outAddresses.joined(separator: ","))]
+        if !ports.isEmpty { settings.append(("port", outPorts.joined(separator: ","))) }
+        return settings
     }
 
     var errorMessage: String {

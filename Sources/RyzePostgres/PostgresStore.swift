@@ -13,6 +13,14 @@ import Synchronization
 /// which keeps SPEC §7's one second for writes and revocations made on other hosts. Without a
 /// follower (the command-line tools) `refresh()` catches up synchronously.
 ///
+/// Within one host the promise is the one-host log's: a write is served at once by every process
+/// of that host (an account made with the CLI works on the next request; a configuration saved
+/// through one worker is read back through another). Every process given the host's data
+/// directory maps `hostChangesPath` there, a counter each bumps after it commits a write; the
+/// request path compares it with the value it last caught up to (one memory load) and, when it
+/// moved, catches up from PostgreSQL before answering: one round trip per write made on this
+/// host, none otherwise.
+///
 /// Writes: one transaction each, serialized across every host by a transaction-scoped advisory
 /// lock; under it the copy is brought up to the database's sequence, then the handler's
 /// `decide` runs against it exactly as with the one-host log, so quotas, unique names and
@@ -29,9 +37,19 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
         public var queryTimeoutMilliseconds = 1500
         public var connectTimeoutMilliseconds = 1000
         public var idleConnections = 4
+        /// The host's change counter (a file in its data directory), or nil: then writes made
+        /// by other processes of the same host, like those of other hosts, are served within
+        /// `maxStaleness`.
+        public var hostChangesPath: String?
 
-        public init(follow: Bool) { self.follow = follow }
+        public init(follow: Bool, hostChangesPath: String? = nil) {
+            self.follow = follow
+            self.hostChangesPath = hostChangesPath
+        }
     }
+
+    /// The host's change counter in a data directory (see the type's comment).
+    public static func hostChangesPath(dataDirectory: String) -> String { dataDirectory + "/store.seq" }
 
     public let url: String
     let options: Options
@@ -65,6 +83,14 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
     /// The follower's last failure, for the 503's log line. Guarded by `failureLock`.
     private let failureLock = PlainMutex()
     private var lastFailure = "not connected yet"
+    /// Writes committed by this host's processes (see the type's comment), and the count this
+    /// process's copy is known to hold all of. `hostCatchUp` serializes the request threads'
+    /// catch-ups, so that one write costs a process one round trip, not one per thread.
+    private let hostChanges: ChangeCounter?
+    private let hostSeen = Atomic<UInt64>(0)
+    private let hostCatchUp = PlainMutex()
+    /// When `confirmNow` last failed (monotonic ns); guarded by `hostCatchUp`.
+    private var lastConfirmFailure: UInt64 = 0
 
     /// Connects, applies the schema migrations this binary knows, loads the state and, with
     /// `follow`, starts following. Fails when PostgreSQL cannot be reached now.
@@ -73,6 +99,9 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
         self.options = options
         self.logger = logger
         pool = ConnectionPool(url: url, maxIdle: options.idleConnections)
+        hostChanges = try options.hostChangesPath.map { path throws(StoreError) in try ChangeCounter(path: path) }
+        // Before the state is read: a write counted after this is in the database after the read.
+        hostSeen.store(hostChanges?.load() ?? 0, ordering: .relaxed)
         let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: max(options.connectTimeoutMilliseconds, 5000)))
         try Migrator.migrate(c, logger: logger)
         // The follower's connection listens before the state is read, so that no change
@@ -111,7 +140,60 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
             throw .unavailable(failureLock.withLock { lastFailure })
         }
         if now &- at > UInt64(options.maxStalenessMilliseconds) * 1_000_000 {
-            throw .unavailable("PostgreSQL has not answered the follower for over \(options.maxStalenessMilliseconds) ms")
+            try confirmNow()
+        }
+        if let hostChanges, hostChanges.load() != hostSeen.load(ordering: .acquiring) {
+            try catchUpWithHost(hostChanges)
+        }
+    }
+
+    /// The copy was not confirmed current within `maxStaleness`, though the follower has not seen
+    /// PostgreSQL fail: the process was stopped or starved of CPU (seen: a worker resumed after
+    /// SIGSTOP answered 503 until its follower's next turn). The request thread catches up
+    /// itself, once per process (under `hostCatchUp`); after a failure the others refuse at once
+    /// for a second rather than each waiting out a deadline, so a silent server still gets its
+    /// 503 within SPEC's two seconds.
+    private func confirmNow() throws(StoreError) {
+        try hostCatchUp.withLock { () throws(StoreError) in
+            let started = Deadline.now
+            let limit = UInt64(options.maxStalenessMilliseconds) * 1_000_000
+            if started &- confirmedAt.load(ordering: .acquiring) <= limit { return }   // another thread did it
+            if started &- lastConfirmFailure < 1_000_000_000 {
+                throw .unavailable("PostgreSQL has not answered for over \(options.maxStalenessMilliseconds) ms")
+            }
+            let target = hostChanges?.load()
+            // One attempt with a short deadline, no retry on a fresh connection: with the time the
+            // copy has already been stale, a silent server must still be a 503 within 2 s.
+            let deadline = Deadline.after(milliseconds: 500)
+            do throws(StoreError) {
+                let (c, _) = try pool.take(deadline: deadline)
+                defer { pool.give(c) }
+                try catchUp(c, deadline: deadline)
+            } catch {
+                lastConfirmFailure = Deadline.now
+                throw error
+            }
+            // Only forward: the follower may have confirmed later meanwhile.
+            var seen = confirmedAt.load(ordering: .relaxed)
+            while seen < started && seen != 0 {
+                let (done, now) = confirmedAt.compareExchange(expected: seen, desired: started, ordering: .acquiringAndReleasing)
+                if done { break }
+                seen = now
+            }
+            if let target { hostSeen.store(target, ordering: .releasing) }
+        }
+    }
+
+    /// Catches up with the writes this host's processes have counted, once per process for any
+    /// number of request threads that noticed them at once.
+    private func catchUpWithHost(_ counter: ChangeCounter) throws(StoreError) {
+        try hostCatchUp.withLock { () throws(StoreError) in
+            // Every write counted by now has committed (counted after COMMIT): the catch-up
+            // below sees it.
+            let target = counter.load()
+            guard hostSeen.load(ordering: .acquiring) != target else { return }
+            _ = try withConnection { c throws(StoreError) in try catchUp(c, deadline: .after(milliseconds: options.queryTimeoutMilliseconds)) }
+            hostSeen.store(target, ordering: .releasing)
         }
     }
 
@@ -222,6 +304,12 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
         try c.execute("SELECT pg_notify('\(Schema.channel)', $1)", [.text(String(next))], deadline: deadline)
         try c.execute("COMMIT", deadline: deadline)
         advance([(next, record)])
+        if let hostChanges {
+            // This process holds its own write: if it held every earlier one too, it need not
+            // catch up for this one.
+            let counted = hostChanges.bump()
+            _ = hostSeen.compareExchange(expected: counted &- 1, desired: counted, ordering: .acquiringAndReleasing)
+        }
         return value
     }
 

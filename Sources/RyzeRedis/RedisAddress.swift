@@ -1,7 +1,6 @@
 /// Where the Redis server is: `redis://HOST:PORT[/DB]` (port 6379 when left out). No password, no
 /// TLS: hiredis 0.14 has no TLS, and the server is expected on a private network or loopback.
-/// HOST is resolved once per connection, by getaddrinfo, which has no timeout: give an address or
-/// a name the resolver answers at once (/etc/hosts).
+/// A HOST name is resolved at each new connection within its connect timeout (HostResolver).
 public struct RedisAddress: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: Int

@@ -1,4 +1,5 @@
 import CHiredis
+import RyzeCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,15 +57,30 @@ final class RedisConnection {
 
     private let context: UnsafeMutablePointer<redisContext>
 
+    /// Connects within `connectTimeout` in all, name resolution included: hiredis would call
+    /// getaddrinfo itself, which has no deadline, so it is handed addresses (HostResolver) and
+    /// tries them in turn with what is left of the time.
     init(address: RedisAddress, connectTimeout: Double, commandTimeout: Double) throws(Failure) {
-        guard let c = redisConnectWithTimeout(address.host, Int32(address.port), RedisConnection.timeval(connectTimeout)) else {
-            throw Failure(description: "cannot allocate a hiredis context", closed: false)
+        let deadline = MonotonicClock.nanoseconds() + UInt64(connectTimeout * 1e9)
+        let addresses: [String]
+        do {
+            addresses = try HostResolver.shared.addresses(of: address.host, deadline: deadline)
+        } catch {
+            throw Failure(description: error.description, closed: false)
         }
-        if c.pointee.err != 0 {
-            let failure = RedisConnection.failure(c)
+        var last = Failure(description: "no address", closed: false)
+        var connected: UnsafeMutablePointer<redisContext>?
+        for a in addresses {
+            let now = MonotonicClock.nanoseconds()
+            guard now < deadline else { last = Failure(description: "connecting timed out", closed: false); break }
+            guard let c = redisConnectWithTimeout(a, Int32(address.port), RedisConnection.timeval(Double(deadline - now) / 1e9)) else {
+                throw Failure(description: "cannot allocate a hiredis context", closed: false)
+            }
+            if c.pointee.err == 0 { connected = c; break }
+            last = RedisConnection.failure(c)
             redisFree(c)
-            throw failure
         }
+        guard let c = connected else { throw last }
         context = c
         guard redisSetTimeout(c, RedisConnection.timeval(commandTimeout)) == REDIS_OK else {
             let failure = RedisConnection.failure(c)

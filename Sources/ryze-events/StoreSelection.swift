@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import RyzeCore
 import RyzePostgres
@@ -9,7 +10,11 @@ extension DataDirectory {
     /// catch up when they read.
     func openStateStore(follow: Bool, compactFactor: Int? = nil, logger: Logger = Logger(label: "ryze.store")) throws -> any StateStore {
         if let url = store {
-            return try PostgresStore(url: url, options: .init(follow: follow), logger: logger)
+            // The host's change counter lives in its data directory, which serve and deliver
+            // need anyway (their queue is there); a tool run where there is none counts nothing.
+            if follow { try DataFiles(directory: path).makeDirectory() }
+            let counter = access(path, F_OK) == 0 ? PostgresStore.hostChangesPath(dataDirectory: path) : nil
+            return try PostgresStore(url: url, options: .init(follow: follow, hostChangesPath: counter), logger: logger)
         }
         return try LogStore(directory: path, autoCompactionFactor: compactFactor, logger: logger)
     }

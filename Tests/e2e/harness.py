@@ -25,6 +25,12 @@ def binary():
 
 BIN = binary()
 
+# Where every Deployment made from now on keeps its state: None for one host (the data directory,
+# its rate table, nchan in memory), or a shared_backend.SharedBackend for the PostgreSQL + Redis
+# pass (conftest's `backend` fixture sets it; RYZE_E2E_BACKEND chooses). Tests read it through
+# Deployment.shared rather than here.
+BACKEND = None
+
 
 def free_port():
     with socket.socket() as s:
@@ -84,11 +90,29 @@ class Deployment:
         self.nchan_redis = nchan_redis   # redis://HOST:PORT: nchan's Redis mode (several hosts)
         self.nginx = None
         self.multiwatch = None
+        # The PostgreSQL + Redis pass: a database, a Redis database and an nchan namespace of
+        # this deployment's own; every process gets --store, serve --rate-limit-store too. A test
+        # that brings its own nchan Redis is a several-hosts test and keeps to what it asked for.
+        self.shared = BACKEND.slice() if BACKEND is not None and nchan_redis is None else None
+        if self.shared:
+            self.nchan_redis = self.shared.nchan_redis
+            # With --store no host makes the deployment key on first use (README, multi-host):
+            # the operator gives every host the same one, as here.
+            self.data.mkdir(mode=0o700)
+            fd = os.open(self.data / "secret.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, os.urandom(32))
+            os.close(fd)
+
+    @property
+    def store_args(self):
+        """`--store URL` in the PostgreSQL + Redis pass, else nothing: for any subcommand."""
+        return ["--store", self.shared.store] if self.shared else []
 
     # --- processes -------------------------------------------------------------------------
     def serve_command(self):
+        shared = ["--rate-limit-store", self.shared.rate_limit_store] if self.shared else []
         return [BIN, "serve", "--data-dir", str(self.data), "--threads", str(self.threads),
-                "--log-file", str(self.log), "--fanout-socket", str(self.fanout), *self.args]
+                "--log-file", str(self.log), "--fanout-socket", str(self.fanout), *self.store_args, *shared, *self.args]
 
     def start(self):
         self.start_workers()
@@ -149,6 +173,10 @@ class Deployment:
                      "@NCHAN_REDIS_URL@": self.nchan_redis or "redis://127.0.0.1:6379"}.items():
             conf = conf.replace(k, v)
         conf = conf.replace("server_name localhost;", "server_name localhost;\n        " + self.nginx_server, 1)
+        if self.shared:
+            nostore = "nchan_redis_storage_mode nostore;"
+            assert nostore in conf
+            conf = conf.replace(nostore, f"{nostore} nchan_redis_namespace {self.shared.nchan_namespace};", 1)
         (self.dir / "nginx.conf").write_text(conf)
         self.nginx = subprocess.Popen(["nginx", "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir), "-g", "daemon off;"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -169,15 +197,25 @@ class Deployment:
             self.stop_workers()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+            if self.shared:
+                self.shared.release()
 
     wait_for = staticmethod(wait_for)
 
     # --- CLI and HTTP ----------------------------------------------------------------------
     def cli(self, *args, check=True):
-        r = subprocess.run([BIN, *args, "--data-dir", str(self.data)], capture_output=True, text=True)
+        r = subprocess.run([BIN, *args, "--data-dir", str(self.data), *self.store_args], capture_output=True, text=True)
         if check and r.returncode != 0:
             raise AssertionError(f"{args} failed: {r.stderr}")
         return r
+
+    def stored_state(self):
+        """What the deployment's store holds, as text: `log dump` of the data directory's log, or
+        in the PostgreSQL pass the database's rows (pg_dump). For checks that a token or a
+        secret is never stored in clear."""
+        if self.shared:
+            return self.shared.dump().decode(errors="replace")
+        return self.cli("log", "dump").stdout
 
     def account(self, name, quota=None, token=None):
         args = ["account", "create", "--name", name]

@@ -100,6 +100,12 @@ class PgServer:
                                f"{self.url}/{db}", "-c", sql],
                               check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True).stdout.strip()
 
+    def dump(self, db):
+        """The database's rows as pg_dump writes them (bytea in hex), for tests that look for
+        what must never be stored in clear."""
+        return subprocess.run([f"{self.bin}/pg_dump", "--data-only", f"{self.url}/{db}"],
+                              check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE).stdout
+
     def database(self, name=None):
         """Creates a fresh database and returns its URL."""
         name = name or "t_" + uuid.uuid4().hex[:12]

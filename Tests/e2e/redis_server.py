@@ -12,15 +12,16 @@ from harness import free_port, wait_for
 
 
 class RedisServer:
-    def __init__(self, port=None):
+    def __init__(self, port=None, databases=16):
         self.port = port or free_port()
+        self.databases = databases
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="ryze-redis-"))
         self.pidfile = self.dir / "redis.pid"
         self.url = f"redis://127.0.0.1:{self.port}"
 
     def start(self):
         subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                        "--daemonize", "yes", "--pidfile", str(self.pidfile), "--dir", str(self.dir),
+                        "--databases", str(self.databases), "--daemonize", "yes", "--pidfile", str(self.pidfile), "--dir", str(self.dir),
                         "--logfile", str(self.dir / "redis.log")], check=True, stdout=subprocess.DEVNULL)
         wait_for(self.accepts, "redis-server to accept", timeout=10, interval=0.02)
         return self

@@ -78,3 +78,6 @@ def test_tokens_never_stored_or_logged(deployment, acct):
             data = open(path, "rb").read()
             for t in (acct, chosen, generated):
                 assert t.encode() not in data, f"raw token found in {path}"
+    stored = deployment.stored_state()
+    for t in (acct, chosen, generated):
+        assert t not in stored

@@ -35,7 +35,7 @@ ATTACK_SECONDS = 4.0    # how long each attack runs while the probe measures
 
 
 @pytest.fixture(scope="module")
-def one_worker():
+def one_worker(backend):
     """One worker (so the status page describes the only worker), four threads."""
     d = Deployment(workers=1, threads=4, args=FAST + ["--status-path", "/status"]).start()
     d.token = d.account("bounds")

@@ -91,7 +91,7 @@ class Deliverer:
     def start(self, *args):
         if args:
             self.args = list(args)
-        self.proc = subprocess.Popen([BIN, "deliver", "--data-dir", str(self.d.data), "--log-file", str(self.log), *self.args],
+        self.proc = subprocess.Popen([BIN, "deliver", "--data-dir", str(self.d.data), *self.d.store_args, "--log-file", str(self.log), *self.args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         return self
 
@@ -307,7 +307,7 @@ def test_disabled_labels_and_deleted_instances_are_dropped_not_sent(deployment, 
 
 
 def test_one_deliverer_per_data_directory(deployment, deliverer):
-    r = subprocess.run([BIN, "deliver", "--data-dir", str(deployment.data)], capture_output=True, text=True, timeout=10)
+    r = subprocess.run([BIN, "deliver", "--data-dir", str(deployment.data), *deployment.store_args], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1
     assert "another deliverer is running" in r.stderr and r.stderr.count("\n") <= 2
 

@@ -21,6 +21,9 @@ import websocket
 
 from test_stream import Subscriber, envelope, publish
 
+# Its own Redis and two hosts on it: the several-hosts test already, run once.
+pytestmark = pytest.mark.one_host("sets up its own Redis and two hosts")
+
 UNAVAILABLE = {"success": False, "error": {"message": "Service temporarily unavailable"}}
 
 

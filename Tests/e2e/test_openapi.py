@@ -87,7 +87,7 @@ def test_other_methods_are_405_with_the_paths_allow(deployment):
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack(backend):
     """A deployment of its own (the status page on, as the document lists it) with an account
     without quota, a publisher, `shop` (WebSocket and default webhook on) and `old-shop`, the
     example of the instance DELETE."""

@@ -11,6 +11,9 @@ from conftest import FAST
 from harness import BIN, Deployment
 from pg_server import PgServer
 
+# Its own PostgreSQL and two hosts on it: the several-hosts test already, run once.
+pytestmark = pytest.mark.one_host("sets up its own PostgreSQL and two hosts")
+
 UNAVAILABLE = {"success": False, "error": {"message": "Service temporarily unavailable"}}
 
 

@@ -14,7 +14,7 @@ LIMITED = ["--threads", "4"]
 
 
 @pytest.fixture(scope="module")
-def limited():
+def limited(backend):
     d = Deployment(workers=4, threads=4, args=[], nginx_workers=2).start()
     yield d
     d.close()
@@ -137,6 +137,7 @@ def test_sigkill_two_of_four_workers_under_load(fresh):
     assert all(r.status == 200 for r in rs)
 
 
+@pytest.mark.one_host("the rate table's fixed slots (Redis has no table to fill)")
 def test_address_flood_cannot_switch_off_a_token_limit(fresh):
     """The issue "The rate limiter under attack": bogus-token requests from ever new client
     addresses fill a small table; a fresh token bursting meanwhile is still held to its limit.

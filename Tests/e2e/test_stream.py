@@ -28,7 +28,7 @@ PING = 2
 
 
 @pytest.fixture(scope="module")
-def d():
+def d(backend):
     dep = Deployment(workers=2, threads=4, ws_ping_interval=PING,
                      args=FAST + ["--ws-origin", ORIGIN, "--base-url", "https://api.example"]).start()
     yield dep
@@ -130,6 +130,14 @@ def fanout(d, channel, body, method="POST"):
     return int(r.stdout)
 
 
+def subscribed(d, code):
+    """nchan's answer to a publish on a channel someone is subscribed to: 201. In nchan's Redis
+    mode (the PostgreSQL + Redis pass) the subscriber count reaches Redis a moment after the
+    upgrade, so a publish right after it may answer 202 and still reach the subscriber: there the
+    frames the tests then wait for are the proof."""
+    return code == 201 or (d.shared is not None and code == 202)
+
+
 def publish(d, pub, name, event, data, **extra):
     r = d.request("POST", f"/api/events/publish/{name}", token=pub, body={"event": event, "data": data, **extra})
     assert r.status == 202, r
@@ -209,7 +217,7 @@ def test_the_upgrade_counts_against_the_tokens_bucket(fresh):
     assert (r.status, r.json) == (429, {"success": False, "error": {"message": "Rate limit exceeded. Try again later."}})
     assert int(r.headers["retry-after"]) >= 1 and r.headers["x-ratelimit-remaining"] == "0"
     # The open connections are not charged again while they stay open.
-    assert fanout(dep, channel("limited", "shop", inst), '{"n":1}') == 201
+    assert subscribed(dep, fanout(dep, channel("limited", "shop", inst), '{"n":1}'))
     assert first.next() == second.next() == b'{"n":1}'
     first.close()
     second.close()
@@ -226,7 +234,7 @@ def test_each_token_source_subscribes_and_frames_arrive_through_the_fanout_socke
     assert [s.status for s in subs] == [101, 101, 101]
     assert all(s.headers["upgrade"].lower() == "websocket" for s in subs)
     body = '{"event":"call.update","data":{"x":"é"}}'
-    assert fanout(d, channel(name, long_name, inst), body) == 201   # 201: someone is subscribed
+    assert subscribed(d, fanout(d, channel(name, long_name, inst), body))
     for s in subs:
         assert s.next() == body.encode()
     assert fanout(d, channel(name, "nobody", inst), body) == 202    # 202: nobody is
@@ -427,7 +435,7 @@ def test_disabling_the_account_without_the_fanout_socket_says_the_connections_st
     assert handshake(d, "/ws/shop", token=inst).json["error"]["message"] == "Invalid token"
     # Run again with the socket (here through the environment): the account stays disabled and
     # its connections close.
-    r = subprocess.run([BIN, "account", "disable", name, "--data-dir", str(d.data)], capture_output=True, text=True,
+    r = subprocess.run([BIN, "account", "disable", name, "--data-dir", str(d.data), *d.store_args], capture_output=True, text=True,
                        env={**os.environ, "RYZE_FANOUT_SOCKET": str(d.fanout)})
     assert (r.returncode, r.stderr) == (0, "")
     assert sub.wait_closed(3) == (1001, "410 Gone")

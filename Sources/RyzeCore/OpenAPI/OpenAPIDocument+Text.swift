@@ -1438,12 +1438,14 @@ components:
         instances: {type: integer}
         rateLimit:
           type: object
-          required: [slots, liveBuckets, saturated, replaced]
+          description: The table's four fields only with the one-host rate table; with `--rate-limit-store` (Redis) the buckets are on the Redis server and only `storeFailures` is given.
+          required: [storeFailures]
           properties:
             slots: {type: integer}
             liveBuckets: {type: integer}
             saturated: {type: integer}
             replaced: {type: integer}
+            storeFailures: {type: integer, description: Requests this worker answered 503 because the rate-limit store could not decide.}
         stream:
           type: object
           required: [failures]

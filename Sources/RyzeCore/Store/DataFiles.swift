@@ -20,7 +20,7 @@ public struct DataFiles: Sendable {
     }
 
     /// Creates the directory (and missing parents) 0700; an existing one is used as it is.
-    func makeDirectory() throws(StoreError) {
+    public func makeDirectory() throws(StoreError) {
         var st = stat()
         if stat(directory, &st) == 0 {
             guard (st.st_mode & S_IFMT) == S_IFDIR else { throw StoreError.unusable("data directory \(directory) is not a directory") }

@@ -59,7 +59,8 @@ public final class PlainMutex: @unchecked Sendable {
     }
 }
 
-/// A mutex with a condition variable, for the group-commit queue.
+/// A mutex with a condition variable, for the group-commit queue and the host resolver. Timed
+/// waits run on the monotonic clock (the condition is made so), like every deadline here.
 final class ConditionLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
@@ -68,7 +69,11 @@ final class ConditionLock: @unchecked Sendable {
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attr)
+        pthread_condattr_destroy(&attr)
     }
 
     deinit {
@@ -82,5 +87,12 @@ final class ConditionLock: @unchecked Sendable {
     func unlock() { pthread_mutex_unlock(mutex) }
     /// Call with the lock held.
     func wait() { pthread_cond_wait(condition, mutex) }
+    /// Call with the lock held. False once `deadline` (MonotonicClock nanoseconds) has passed;
+    /// true on a wake-up before it, which may be spurious: callers check their condition again.
+    func wait(until deadline: UInt64) -> Bool {
+        guard deadline > MonotonicClock.nanoseconds() else { return false }
+        var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        return pthread_cond_timedwait(condition, mutex, &ts) != ETIMEDOUT
+    }
     func broadcast() { pthread_cond_broadcast(condition) }
 }
