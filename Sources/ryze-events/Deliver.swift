@@ -39,6 +39,9 @@ struct Deliver: ParsableCommand {
     @Option(name: .customLong("per-endpoint"), help: ArgumentHelp("Attempts in flight at most to one endpoint (scheme, host, port).", valueName: "n"))
     var perEndpoint: Int = 4
 
+    @Option(name: .customLong("lease-margin"), help: ArgumentHelp("With --store: a delivery is leased to this deliverer for --webhook-timeout plus this many seconds (renewed every 5 s while held); a deliverer that dies leaves its deliveries to the others after that long.", valueName: "seconds"))
+    var leaseMargin: Double = 30
+
     @Option(name: .customLong("compact-factor"), help: "Compact the queue automatically when it holds more than this many times the records of its current state (and at least 1000); 0: never.")
     var compactFactor: Int = 4
 
@@ -55,6 +58,7 @@ struct Deliver: ParsableCommand {
         guard webhookTimeout > 0 && webhookTimeout <= 3600 else { throw ValidationError("--webhook-timeout must be above 0 and at most 3600 seconds") }
         guard concurrency >= 1 && concurrency <= 1024 else { throw ValidationError("--concurrency must be between 1 and 1024") }
         guard perEndpoint >= 1 && perEndpoint <= 1024 else { throw ValidationError("--per-endpoint must be between 1 and 1024") }
+        guard leaseMargin >= 12 && leaseMargin <= 3600 else { throw ValidationError("--lease-margin must be between 12 and 3600 seconds") }
         guard compactFactor >= 0 else { throw ValidationError("--compact-factor must be 0 or more") }
     }
 
@@ -77,8 +81,10 @@ struct Deliver: ParsableCommand {
             if let url = data.store {
                 try FileManager.default.createDirectory(atPath: data.path, withIntermediateDirectories: true)
                 lock = try DeliverLock(directory: data.path)
+                var options = PostgresDeliverySource.Options(timeout: webhookTimeout, concurrency: concurrency, perEndpoint: perEndpoint)
+                options.leaseSeconds = webhookTimeout + leaseMargin
                 queue = try PostgresDeliverySource(
-                    url: url, options: .init(timeout: webhookTimeout, concurrency: concurrency, perEndpoint: perEndpoint),
+                    url: url, options: options,
                     counters: DeliveryCounters(path: data.path + "/" + LogKind.deliveries.name + ".counters"), logger: Logger(label: "ryze.queue"))
             } else {
                 lock = try DeliverLock(directory: data.path)
