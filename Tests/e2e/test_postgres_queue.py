@@ -231,3 +231,39 @@ def test_store_migrate_copies_the_queue(pg):
     finally:
         one.close()
         receiver.close()
+
+
+def test_the_deliverer_and_the_publish_path_survive_a_postgresql_restart():
+    own = PgServer().start()
+    receiver = OverlapReceiver(delay=0)
+    try:
+        url = own.database()
+        h = host(url, os.urandom(32))
+        dl = Deliverer(h, "--store", url, *SHARED).start()
+        try:
+            token = account(h, url, "acme")
+            until(lambda: h.request("GET", "/api/instance/list", token=token).status == 200, 1.5)
+            h.create_instance(token, "shop")
+            save_hook(h, token, "shop", receiver.url("/q4"))
+            ptoken = cli(h, url, "publisher", "create", "--name", "producer").stdout.strip()
+            until(lambda: h.request("POST", "/api/events/publish/shop", token=ptoken,
+                                    body={"event": "message.exchange", "data": {}, "id": "before"}).status == 202, 1.5)
+            until(lambda: "before" in receiver.ids("/q4"), 10)
+            own.pause()
+            t = time.monotonic()
+            r = h.request("POST", "/api/events/publish/shop", token=ptoken, body={"event": "message.exchange", "data": {}, "id": "during"})
+            assert r.status == 503 and r.json == {"success": False, "error": {"message": "Service temporarily unavailable"}}, r
+            assert time.monotonic() - t < 2.0
+            time.sleep(2)
+            own.resume()
+            until(lambda: h.request("POST", "/api/events/publish/shop", token=ptoken,
+                                    body={"event": "message.exchange", "data": {}, "id": "after"}).status == 202, 10)
+            until(lambda: "after" in receiver.ids("/q4"), 15)
+            assert dl.proc.poll() is None, "the deliverer survived the restart"
+            assert "during" not in receiver.ids("/q4")
+        finally:
+            dl.stop()
+            h.close()
+    finally:
+        receiver.close()
+        own.stop()
