@@ -40,11 +40,13 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
         public var queryTimeoutMilliseconds = 2000
 
         /// For a deliverer of `concurrency` senders and `perEndpoint` attempts per endpoint whose
-        /// attempts last at most `timeout` seconds: a lease of the timeout plus 30 s.
+        /// attempts last at most `timeout` seconds: a lease of the timeout plus 30 s, and twice
+        /// what may be in flight held (so that senders find the next delivery at hand while the
+        /// last ones' outcomes are written and more are claimed).
         public init(timeout: Double, concurrency: Int, perEndpoint: Int) {
             leaseSeconds = timeout + 30
             capacity = 2 * concurrency
-            perLabel = perEndpoint
+            perLabel = 2 * perEndpoint
         }
     }
 
@@ -60,12 +62,16 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
 
     private let mutex = PlainMutex()
     private var mirror = DeliveryQueue()
+    /// Deliveries left the view since the last claim: there is room again, claim at once.
+    private var freed = false
     /// Monotonic seconds, taken before the statement that last set each held lease.
     private var leasedAt: [DeliveryID: Double] = [:]
     /// Scheduler thread only.
     private var lastRenew = -Double.infinity
     private var lastClaim = -Double.infinity
-    private var lastClaimFound = false
+    /// The last claim found fewer due deliveries than it had room for: the next one waits
+    /// `idleClaimSeconds`. A deliverer at capacity claims again as soon as it has room.
+    private var drained = false
 
     public init(url: String, options: Options, counters: DeliveryCounters, logger: Logger = Logger(label: "ryze.queue")) throws(StoreError) {
         self.options = options
@@ -106,9 +112,13 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
             try renew()
             lastRenew = now
         }
-        if lastClaimFound || now - lastClaim >= options.idleClaimSeconds {
+        let freedNow = mutex.withLock { () -> Bool in
+            defer { freed = false }
+            return freed
+        }
+        if !drained || freedNow || now - lastClaim >= options.idleClaimSeconds {
             lastClaim = now
-            lastClaimFound = try claim() > 0
+            drained = try claim().drained
         }
     }
 
@@ -126,18 +136,23 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
                 """, [.text(holder), .int(leaseMilliseconds), .intArray(ids.map { Int64(bitPattern: $0) })], deadline: deadline)
         }
         let kept = Set((0..<r.rows).map { DeliveryID(r.int($0, 0)) })
-        let lost = ids.filter { !kept.contains($0) }
-        mutex.withLock {
+        // Not renewed: recorded meanwhile (then already out of the view, or about to be), or
+        // run out and claimed by another deliverer.
+        let lost = mutex.withLock { () -> [DeliveryID] in
             for id in kept where leasedAt[id] != nil { leasedAt[id] = started }
+            let lost = ids.filter { !kept.contains($0) && leasedAt[$0] != nil }
             forget(lost)
+            return lost
         }
-        if !lost.isEmpty { logger.warning("leases lost to another deliverer (they ran out)", metadata: ["deliveries": "\(lost.count)"]) }
+        if !lost.isEmpty { logger.notice("leases not renewed: they ran out, or were being recorded", metadata: ["deliveries": "\(lost.count)"]) }
     }
 
-    /// Claims what there is room for; returns how many deliveries it now holds more.
+    /// Claims what there is room for; returns how many deliveries it now holds more, and
+    /// whether the database had fewer due than there was room for.
     @discardableResult
-    func claim() throws -> Int {
+    func claim() throws -> (gained: Int, drained: Bool) {
         var gained = 0
+        var drained = false
         // A few rounds at most: a round that gave back a surplus of one label claims again
         // with that label excluded.
         for _ in 0..<4 {
@@ -163,6 +178,7 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
                     RETURNING d.id, d.event_id, d.account, d.instance, d.label, d.event::int8, d.envelope, d.attempts::int8, d.last_error
                     """, [.text(holder), .int(leaseMilliseconds), .textArray(busy), .int(Int64(room))], deadline: deadline)
             }
+            drained = r.rows < room
             guard r.rows > 0 else { break }
             var surplus: [DeliveryID] = []
             var unreadable: [DeliveryID] = []
@@ -201,7 +217,7 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
             guard !surplus.isEmpty else { break }
             try release(surplus)
         }
-        return gained
+        return (gained, drained)
     }
 
     /// Gives leases back at once (the rows stay due for any deliverer).
@@ -215,6 +231,7 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
 
     /// With `mutex` held: `ids` leave the view.
     private func forget(_ ids: [DeliveryID]) {
+        if !ids.isEmpty { freed = true }
         for id in ids {
             leasedAt[id] = nil
             mirror.apply(.dropped(id: id, at: 0, reason: ""))

@@ -15,6 +15,7 @@ struct PostgresQueueTests {
     static func source(_ url: String, capacity: Int = 32, perLabel: Int = 1000, lease: Double = 45) throws -> PostgresDeliverySource {
         var options = PostgresDeliverySource.Options(timeout: 15, concurrency: 16, perEndpoint: perLabel)
         options.capacity = capacity
+        options.perLabel = perLabel
         options.leaseSeconds = lease
         options.idleClaimSeconds = 0
         let path = NSTemporaryDirectory() + "ryze-counters-" + UUID().uuidString
@@ -74,11 +75,11 @@ struct PostgresQueueTests {
         try a.claim()
         #expect(Self.held(a).count == 1)
         let id = Self.held(a).first!
-        #expect(try b.claim() == 0)   // leased to A
+        #expect(try b.claim().gained == 0)   // leased to A
         // An attempt longer than what is left of the lease may not start.
         #expect(!a.mayAttempt(id, seconds: 15))
         usleep(1_200_000)
-        #expect(try b.claim() == 1)
+        #expect(try b.claim().gained == 1)
         #expect(Self.held(b) == [id])
         // A (presumed dead) comes back: its outcome is not recorded, and the delivery leaves its view.
         #expect(try a.record([(.delivered(status: 200), id, 1)]) == [false])
@@ -99,11 +100,11 @@ struct PostgresQueueTests {
         for _ in 0..<3 {
             usleep(700_000)
             try a.renew()
-            #expect(try b.claim() == 0)
+            #expect(try b.claim().gained == 0)
         }
         // B takes them after A stops renewing; A's next renewal finds them gone.
         usleep(1_700_000)
-        #expect(try b.claim() == 2)
+        #expect(try b.claim().gained == 2)
         try a.renew()
         #expect(Self.held(a).isEmpty)
     }
@@ -122,7 +123,7 @@ struct PostgresQueueTests {
                                     (.dead(error: "HTTP 404"), byEvent["d"]!, 1),
                                     (.refused(error: QueueStore.targetNotAllowed), byEvent["x"]!, 1)])
         #expect(answers == [true, true, true])
-        #expect(try s.claim() == 0)   // the retry is not due for a minute
+        #expect(try s.claim().gained == 0)   // the retry is not due for a minute
         #expect(q.status() == DeliveryStatus(queued: 0, inFlight: 0, delivered: 0, retrying: 1, dead: 2, dropped: 0))
         let dead = try q.deadLetters(instance: nil)
         #expect(dead.map(\.eventID) == ["d", "x"])
@@ -131,7 +132,7 @@ struct PostgresQueueTests {
         #expect(try q.deadLetters(instance: "other").isEmpty)
         #expect(throws: QueueStore.DeadLetterError.notDead([byEvent["r"]!])) { try q.retryDead([byEvent["d"]!, byEvent["r"]!]) }
         #expect(try q.retryDead([byEvent["d"]!]) == 1)
-        #expect(try s.claim() == 1)
+        #expect(try s.claim().gained == 1)
         #expect(s.read { $0.pending[byEvent["d"]!]?.attempts } == 0)
         #expect(try q.purgeDead(olderThan: 3_600_000_000) == 0)
         #expect(try q.purgeDead(olderThan: nil) == 1)
