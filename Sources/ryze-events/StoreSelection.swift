@@ -26,8 +26,7 @@ extension DataDirectory {
         return try QueueStore(directory: path)
     }
 
-    /// For subcommands that work only on the data directory's own files (the log tools, the
-    /// dead letters): with `--store` they refuse at once rather than act on files that are not
+    /// For subcommands that work only on the data directory's own files (the log tools): with `--store` they refuse at once rather than act on files that are not
     /// the deployment's state.
     func refuseSharedStore(_ command: String) {
         if store != nil {
