@@ -267,3 +267,44 @@ def test_the_deliverer_and_the_publish_path_survive_a_postgresql_restart():
     finally:
         receiver.close()
         own.stop()
+
+
+def test_a_stuck_endpoint_does_not_hold_up_a_healthy_one_on_the_shared_queue(two_hosts):
+    import socket
+    url, a, b = two_hosts
+    # Accepts and never answers: every attempt to it runs into --webhook-timeout (2 s).
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(512)
+    held, stop = [], threading.Event()
+
+    def accept():
+        stuck.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(stuck.accept()[0])
+            except OSError:
+                pass
+    threading.Thread(target=accept, daemon=True).start()
+    receiver = OverlapReceiver(delay=0)
+    da = Deliverer(a, "--store", url, *SHARED, "--per-endpoint", "2").start()
+    db = Deliverer(b, "--store", url, *SHARED, "--per-endpoint", "2").start()
+    try:
+        token, _, ptoken = setup(url, a, b, receiver, "/q5")
+        save_hook(a, token, "shop", f"http://127.0.0.1:{stuck.getsockname()[1]}/stuck", label="stuck")
+        until(lambda: publish(b, ptoken, "shop")["webhooks"] == 2, 2)
+        t = time.monotonic()
+        ids = {publish((a, b)[i % 2], ptoken, "shop")["id"] for i in range(100)}
+        # 100 deliveries to the stuck endpoint would take 100 x 2 s / (2 per endpoint x 2
+        # deliverers) = 50 s in line; the healthy ones are not behind them.
+        until(lambda: receiver.ids("/q5") >= ids, 10)
+        print(f"100 healthy deliveries beside 100 to a stuck endpoint: all delivered after {time.monotonic() - t:.2f}s")
+        assert receiver.overlaps == []
+    finally:
+        da.stop()
+        db.stop()
+        stop.set()
+        for c in held:
+            c.close()
+        stuck.close()
+        receiver.close()
