@@ -90,7 +90,9 @@ public final class Deliverer: @unchecked Sendable {
     }
 
     let configuration: Configuration
-    let queue: QueueStore
+    /// The data directory's queue, or PostgreSQL's shared one (`--store`): the same scheduling
+    /// either way.
+    let queue: any DeliverySource
     /// The configuration: the data directory's log, or PostgreSQL (`--store`).
     let store: any StateStore
     let secrets: SecretBox
@@ -136,7 +138,7 @@ public final class Deliverer: @unchecked Sendable {
     /// their outcome could not be recorded.
     private var held: [DeliveryID: UInt64] = [:]
 
-    public init(configuration: Configuration, queue: QueueStore, store: any StateStore, secrets: SecretBox,
+    public init(configuration: Configuration, queue: any DeliverySource, store: any StateStore, secrets: SecretBox,
                 stripMedia: @escaping MediaStripper, clock: WallClock = .system, logger: Logger = Logger(label: "ryze.deliver"),
                 resolver: TargetResolver? = nil,
                 makeTransport: @escaping @Sendable () -> any DeliveryTransport = { HTTPClient(maxResponseBody: 0) }) {
@@ -180,7 +182,7 @@ public final class Deliverer: @unchecked Sendable {
         startThread { [self] in recorderLoop() }
         schedule()
         let deadline = monotonicSeconds() + configuration.timeout + 5
-        return monitor.withLock {
+        let (reason, clean) = monitor.withLock { () -> (StopReason, Bool) in
             // Hand-offs nobody started are simply not made now; they stay due in the queue.
             for job in jobs[jobsHead...] {
                 inFlight.remove(job.delivery.id)
@@ -200,8 +202,12 @@ public final class Deliverer: @unchecked Sendable {
                 }
                 monitor.wait(.scheduler, seconds: left)
             }
-            return fatal.map(StopReason.queueUnwritable) ?? .requested
+            return (fatal.map(StopReason.queueUnwritable) ?? .requested, liveSenders == 0 && !recorderLive)
         }
+        // Only once no attempt is running: a shared queue's leases go back then, so that the
+        // deliveries held here are taken up by other deliverers at once.
+        if clean { queue.close() }
+        return reason
     }
 
     // MARK: scheduler
@@ -520,6 +526,11 @@ public final class Deliverer: @unchecked Sendable {
         let d = job.delivery
         let attempt = d.attempts + 1
         let started = monotonicSeconds()
+        // A shared queue's lease must outlast the attempt, or another deliverer could send
+        // the same delivery at the same time (SPEC §7: one deliverer at a time).
+        guard queue.mayAttempt(d.id, seconds: configuration.timeout) else {
+            return (AttemptResult(outcome: .released, status: nil, error: "lease too short for an attempt", milliseconds: 0, requestMade: false), attempt)
+        }
         func elapsed() -> Int { Int(((monotonicSeconds() - started) * 1000).rounded()) }
         func failed(_ error: String, status: Int?, retryAfter: Double?, requestMade: Bool) -> AttemptResult {
             let now = clock.nowMicroseconds()
@@ -647,6 +658,7 @@ public final class Deliverer: @unchecked Sendable {
             metadata["next_in_s"] = "\(Self.seconds(Double(nextDue > now ? nextDue - now : 0) / 1e6))"
         case .dead, .refused: metadata["outcome"] = "dead"
         case .dropped: metadata["outcome"] = "dropped"
+        case .released: metadata["outcome"] = "released"
         }
         if !recorded { metadata["recorded"] = "false" }
         if case .delivered = r.outcome {

@@ -25,6 +25,47 @@ final class ConnectionPool: Sendable {
         idle.give(c)
     }
 
+    /// Runs `body` on a pooled connection; when a reused one turns out dead (the server
+    /// restarted since it was last used), once more on a fresh connection.
+    func with<T>(deadline: Deadline, _ body: (PGConnection) throws(StoreError) -> T) throws(StoreError) -> T {
+        let (c, reused) = try take(deadline: deadline)
+        do {
+            let value = try body(c)
+            give(c)
+            return value
+        } catch {
+            give(c)
+            guard error.isUnavailable && reused else { throw error }
+        }
+        let fresh = try PGConnection.connect(url: url, deadline: deadline)
+        let value = try body(fresh)
+        give(fresh)
+        return value
+    }
+
+    /// `body` inside one transaction on a pooled connection (rolled back when it throws). A
+    /// reused connection found dead at `BEGIN` is replaced by a fresh one once.
+    func transaction<T>(deadline: Deadline, _ body: (PGConnection) throws -> T) throws -> T {
+        var (c, reused) = try take(deadline: deadline)
+        do {
+            try c.execute("BEGIN", deadline: deadline)
+        } catch {
+            guard error.isUnavailable && reused else { throw error }
+            c = try PGConnection.connect(url: url, deadline: deadline)
+            try c.execute("BEGIN", deadline: deadline)
+        }
+        do {
+            let value = try body(c)
+            try c.execute("COMMIT", deadline: deadline)
+            give(c)
+            return value
+        } catch {
+            if !c.broken { _ = try? c.execute("ROLLBACK", deadline: .after(milliseconds: 500)) }
+            give(c)
+            throw error
+        }
+    }
+
     /// Closes every idle connection: after PostgreSQL was lost, they are all suspect.
     func flush() { _ = idle.drain() }
 }

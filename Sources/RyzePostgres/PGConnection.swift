@@ -216,6 +216,23 @@ enum PGValue {
         return false
     }
 
+    /// A `bigint[]` parameter (`$n::int8[]`), as the array's text form.
+    static func intArray(_ values: [Int64]) -> PGValue { .text("{" + values.map(String.init).joined(separator: ",") + "}") }
+
+    /// A `text[]` parameter (`$n::text[]`): every element quoted, `\` and `"` escaped; NUL,
+    /// which PostgreSQL's text never holds, left out.
+    static func textArray(_ values: [String]) -> PGValue {
+        let quoted = values.map { v -> String in
+            var out = "\""
+            for ch in v.unicodeScalars where ch != "\0" {
+                if ch == "\\" || ch == "\"" { out.append("\\") }
+                out.unicodeScalars.append(ch)
+            }
+            return out + "\""
+        }
+        return .text("{" + quoted.joined(separator: ",") + "}")
+    }
+
     /// The bytes sent; text values NUL-terminated (libpq reads text parameters as C strings).
     var wire: [UInt8]? {
         switch self {

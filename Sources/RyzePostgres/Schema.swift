@@ -81,6 +81,43 @@ enum Schema {
         Migration(version: 2, name: "instance stream epoch", sql: """
             ALTER TABLE ryze_instances ADD COLUMN stream_epoch int8 NOT NULL DEFAULT 0;
             """),
+        // The delivery queue and the dead letters (SPEC §7), shared by every host's workers and
+        // deliverers (`PostgresQueue`, `PostgresDeliverySource`). One row per delivery (an event
+        // to one label), its envelope with it. Times are the database's (now()), so that hosts
+        // whose clocks differ agree on what is due and when a lease ran out. A delivery is
+        // pending (not dead), leased while a deliverer holds it (lease_holder and lease_until,
+        // the lease running out by itself when that deliverer dies), or dead.
+        Migration(version: 3, name: "delivery queue and dead letters", sql: """
+            CREATE TABLE ryze_deliveries (
+                id bigserial PRIMARY KEY,
+                event_id text NOT NULL,
+                account text NOT NULL,
+                instance text NOT NULL,
+                label text NOT NULL,
+                event smallint NOT NULL,
+                envelope bytea NOT NULL,
+                attempts integer NOT NULL DEFAULT 0,
+                due timestamptz NOT NULL DEFAULT now(),
+                lease_holder text,
+                lease_until timestamptz,
+                last_error text NOT NULL DEFAULT '',
+                dead boolean NOT NULL DEFAULT false,
+                dead_at timestamptz,
+                queued_at timestamptz NOT NULL DEFAULT now()
+            );
+            -- The claim walks pending deliveries by due time; the dead letters are listed and
+            -- purged by age.
+            CREATE INDEX ryze_deliveries_due ON ryze_deliveries (due) WHERE NOT dead;
+            CREATE INDEX ryze_deliveries_lease ON ryze_deliveries (lease_holder) WHERE lease_holder IS NOT NULL;
+            CREATE INDEX ryze_deliveries_dead ON ryze_deliveries (dead_at) WHERE dead;
+            -- Deliveries that left the queue (delivered, dropped), counted per host so that
+            -- deliverers never wait on one another's row; the status page sums them.
+            CREATE TABLE ryze_delivery_stats (
+                host text PRIMARY KEY,
+                delivered int8 NOT NULL DEFAULT 0,
+                dropped int8 NOT NULL DEFAULT 0
+            );
+            """),
     ]
 
     static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }

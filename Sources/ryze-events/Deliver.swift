@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RyzeCore
 import RyzeDeliver
+import RyzePostgres
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,8 +12,9 @@ struct Deliver: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the webhook deliverer: POST queued events to their webhooks, with retries and dead letters.",
         discussion: """
-            One per data directory (it holds deliver.lock; a second one exits 1). It follows the \
-            delivery queue and the webhooks' configuration, and sends each delivery at least once: \
+            One per data directory (it holds deliver.lock; a second one exits 1). With --store the \
+            queue is PostgreSQL's and any number of deliverers (one per host) share it, each \
+            delivery leased to one at a time. It follows the delivery queue and the webhooks' configuration, and sends each delivery at least once: \
             kill it at any moment and a restart sends what was not recorded as delivered, with the \
             same webhook-id. SIGTERM or SIGINT stop it gracefully: no new attempt starts, attempts \
             in flight finish (each within --webhook-timeout) and are recorded, and it exits 0.
@@ -37,6 +39,9 @@ struct Deliver: ParsableCommand {
     @Option(name: .customLong("per-endpoint"), help: ArgumentHelp("Attempts in flight at most to one endpoint (scheme, host, port).", valueName: "n"))
     var perEndpoint: Int = 4
 
+    @Option(name: .customLong("lease-margin"), help: ArgumentHelp("With --store: a delivery is leased to this deliverer for --webhook-timeout plus this many seconds (renewed every 5 s while held); a deliverer that dies leaves its deliveries to the others after that long.", valueName: "seconds"))
+    var leaseMargin: Double = 30
+
     @Option(name: .customLong("compact-factor"), help: "Compact the queue automatically when it holds more than this many times the records of its current state (and at least 1000); 0: never.")
     var compactFactor: Int = 4
 
@@ -53,6 +58,7 @@ struct Deliver: ParsableCommand {
         guard webhookTimeout > 0 && webhookTimeout <= 3600 else { throw ValidationError("--webhook-timeout must be above 0 and at most 3600 seconds") }
         guard concurrency >= 1 && concurrency <= 1024 else { throw ValidationError("--concurrency must be between 1 and 1024") }
         guard perEndpoint >= 1 && perEndpoint <= 1024 else { throw ValidationError("--per-endpoint must be between 1 and 1024") }
+        guard leaseMargin >= 12 && leaseMargin <= 3600 else { throw ValidationError("--lease-margin must be between 12 and 3600 seconds") }
         guard compactFactor >= 0 else { throw ValidationError("--compact-factor must be 0 or more") }
     }
 
@@ -67,12 +73,24 @@ struct Deliver: ParsableCommand {
         do {
             try LogSetup.bootstrap(file: logFile, level: logLevel)
             logger = Logger(label: "ryze.deliver")
-            // With --store the configuration comes from PostgreSQL; the queue stays in the data
-            // directory (one deliverer per host: see the README's multi-host section).
+            // With --store the configuration and the queue are PostgreSQL's, shared with the
+            // other hosts' deliverers (leases); the data directory keeps this host's lock and
+            // in-flight counter only.
             let store = try data.openStateStore(follow: true)
-            lock = try DeliverLock(directory: data.path)
-            let queue = try QueueStore(directory: data.path, autoCompactionFactor: compactFactor > 0 ? compactFactor : nil,
+            let queue: any DeliverySource
+            if let url = data.store {
+                try FileManager.default.createDirectory(atPath: data.path, withIntermediateDirectories: true)
+                lock = try DeliverLock(directory: data.path)
+                var options = PostgresDeliverySource.Options(timeout: webhookTimeout, concurrency: concurrency, perEndpoint: perEndpoint)
+                options.leaseSeconds = webhookTimeout + leaseMargin
+                queue = try PostgresDeliverySource(
+                    url: url, options: options,
+                    counters: DeliveryCounters(path: data.path + "/" + LogKind.deliveries.name + ".counters"), logger: Logger(label: "ryze.queue"))
+            } else {
+                lock = try DeliverLock(directory: data.path)
+                queue = try QueueStore(directory: data.path, autoCompactionFactor: compactFactor > 0 ? compactFactor : nil,
                                        logger: Logger(label: "ryze.queue"))
+            }
             let key = try data.loadKey(for: store)
             let configuration = Deliverer.Configuration(
                 concurrency: concurrency, perEndpoint: perEndpoint, retry: RetryPolicy.parse(retrySchedule)!,

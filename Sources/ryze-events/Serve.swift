@@ -128,7 +128,7 @@ struct Serve: ParsableCommand {
                 limiter: RateLimiter(store: rateStore, limits: limits, prefixes: .init(ipv4: anonIPv4Prefix, ipv6: anonIPv6Prefix)),
                 configuration: .init(corsOrigins: Set(corsOrigins), statusPath: statusPath, wsOrigins: Set(wsOrigins), baseURL: baseURL, maxPublishBodyBytes: maxPublishBody),
                 secrets: SecretBox(key: key),
-                queue: try QueueStore(directory: data.path, logger: Logger(label: "ryze.queue")),
+                queue: try data.openEventQueue(),
                 stream: fanoutSocket.map { NchanStream(socketPath: $0, logger: Logger(label: "ryze.stream")) },
                 statistics: statistics,
                 logger: Logger(label: "ryze.api"))

@@ -16,7 +16,8 @@ struct StoreCommand: ParsableCommand {
                 Stop the workers first. The database must hold no accounts or publishers yet; the \
                 copy is one transaction, so it is all there or not at all. Webhook secrets stay \
                 sealed under the data directory's secret.key: copy that file to every host. The \
-                delivery queue stays in the data directory (README, multi-host section).
+                delivery queue's pending deliveries and dead letters are copied too (stop the \
+                deliverer first), in a second transaction after the state.
                 """
         )
 
@@ -36,6 +37,9 @@ struct StoreCommand: ParsableCommand {
                 let target = try PostgresStore(url: data.store!, options: .init(follow: false))
                 _ = try target.importRecords(records)
                 print("copied \(summary) (\(records.count) records) into PostgreSQL; every host needs \(data.secretKeyPath)")
+                let local = try QueueStore(directory: data.path)
+                let copied = try PostgresQueue(url: data.store!).importQueue(local.read { $0 })
+                print("copied the delivery queue: \(copied.pending) pending deliveries, \(copied.dead) dead letters")
             } catch {
                 fail("\(error)")
             }

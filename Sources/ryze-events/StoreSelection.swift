@@ -19,8 +19,19 @@ extension DataDirectory {
         return try LogStore(directory: path, autoCompactionFactor: compactFactor, logger: logger)
     }
 
-    /// For subcommands that work only on the data directory's own files (the log tools, the
-    /// dead letters): with `--store` they refuse at once rather than act on files that are not
+    /// The delivery queue the workers write: the data directory's, or PostgreSQL's (`--store`).
+    func openEventQueue(logger: Logger = Logger(label: "ryze.queue")) throws -> any EventQueue {
+        if let url = store { return try PostgresQueue(url: url, logger: logger) }
+        return try QueueStore(directory: path, logger: logger)
+    }
+
+    /// The dead letters `webhook dead ...` works on, in the same store as the queue.
+    func openDeadLetters() throws -> any DeadLetterQueue {
+        if let url = store { return try PostgresQueue(url: url) }
+        return try QueueStore(directory: path)
+    }
+
+    /// For subcommands that work only on the data directory's own files (the log tools): with `--store` they refuse at once rather than act on files that are not
     /// the deployment's state.
     func refuseSharedStore(_ command: String) {
         if store != nil {

@@ -13,7 +13,7 @@ struct WebhookCommand: ParsableCommand {
     struct Dead: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, retry and purge dead letters: deliveries that failed every attempt or whose target was refused.",
-            discussion: "Safe while workers and the deliverer run: each change is one record under the queue's lock.",
+            discussion: "Safe while workers and deliverers run: each change is one record under the queue's lock, or one transaction with --store.",
             subcommands: [List.self, Retry.self, Purge.self]
         )
     }
@@ -30,7 +30,7 @@ struct WebhookCommand: ParsableCommand {
 
         func run() throws {
             var letters: [QueueStore.DeadLetter]
-            do { letters = try openQueue(data).deadLetters() } catch { fail("\(error)") }
+            do { letters = try openQueue(data).deadLetters(instance: nil) } catch { fail("\(error)") }
             if let instance {
                 // `account.name` as the publish path takes it (`.` is in neither name's alphabet).
                 if let dot = instance.firstIndex(of: ".") {
@@ -100,11 +100,10 @@ struct WebhookCommand: ParsableCommand {
     }
 }
 
-/// The data directory's delivery queue. With `--store` too: the queue stays on each host
-/// (README, multi-host section).
-func openQueue(_ data: DataDirectory) -> QueueStore {
+/// The dead letters: the data directory's queue, or PostgreSQL's with `--store`.
+func openQueue(_ data: DataDirectory) -> any DeadLetterQueue {
     do {
-        return try QueueStore(directory: data.path)
+        return try data.openDeadLetters()
     } catch {
         fail("\(error)")
     }

@@ -228,8 +228,8 @@ def test_store_migrate_copies_a_one_host_deployment(pg):
 
 
 def test_an_event_published_on_one_host_is_delivered_with_a_webhook_saved_on_the_other(hosts):
-    # The queue stays in the publishing host's data directory; its deliverer reads the webhook
-    # (and its sealed secret) from PostgreSQL.
+    # The queue is PostgreSQL's; B's deliverer reads the webhook (and its sealed secret) saved
+    # through A from there too.
     from test_delivery import Deliverer, Receiver, publish, save_hook, verified
     url, a, b = hosts
     receiver = Receiver()

@@ -35,6 +35,12 @@ public protocol EventQueue: AnyObject, Sendable {
     /// process loses them. Throws a `StoreError` when they could not be written (then nothing
     /// was queued).
     func enqueue(_ event: QueuedEvent) throws
+    /// The six figures of the status page's `delivery` object (SPEC §6.3).
+    func status() -> DeliveryStatus
+}
+
+extension EventQueue {
+    public func status() -> DeliveryStatus { .zero }
 }
 
 /// nginx's WebSocket fan-out as the workers see it. Best effort: the stream keeps nothing.

@@ -142,7 +142,7 @@ public enum QueueRecord: LogEntry, Equatable {
     }
 
     /// At most `maxTextBytes` bytes of `s`, cut on a character boundary.
-    static func cut(_ s: String) -> String {
+    public static func cut(_ s: String) -> String {
         guard s.utf8.count > maxTextBytes else { return s }
         var out = ""
         for c in s {

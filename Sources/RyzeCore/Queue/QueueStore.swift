@@ -59,6 +59,9 @@ public final class QueueStore: EventQueue {
         case refused(error: String)
         /// Not sent: the label was disabled or deleted, or the instance deleted.
         case dropped(reason: String)
+        /// Not attempted and not recorded: the deliverer no longer held the delivery long
+        /// enough to make an attempt (a PostgreSQL lease about to run out). It stays queued.
+        case released
     }
 
     /// Records the outcome of attempt `attempt` (1 for the first) of a pending delivery. False
@@ -86,6 +89,10 @@ public final class QueueStore: EventQueue {
             var answers: [Bool] = []
             var seen = Set<DeliveryID>()
             for (outcome, id, attempt) in outcomes {
+                if case .released = outcome {
+                    answers.append(false)
+                    continue
+                }
                 guard let d = queue.pending[id], d.attempts + 1 == attempt || outcome.isDrop, seen.insert(id).inserted else {
                     answers.append(false)
                     continue
@@ -102,6 +109,8 @@ public final class QueueStore: EventQueue {
                     records.append(.dead(id: id, attempts: d.attempts, at: now, error: error))
                 case .dropped(let reason):
                     records.append(.dropped(id: id, at: now, reason: reason))
+                case .released:
+                    break
                 }
             }
             return (QueueStore.single(records), answers)
@@ -137,6 +146,19 @@ public final class QueueStore: EventQueue {
         public var lastError: String
         /// Unix microseconds.
         public var deadSince: UInt64
+
+        public init(id: DeliveryID, eventID: String, account: String, instance: String, label: WebhookLabel, event: EventType,
+                    attempts: UInt32, lastError: String, deadSince: UInt64) {
+            self.id = id
+            self.eventID = eventID
+            self.account = account
+            self.instance = instance
+            self.label = label
+            self.event = event
+            self.attempts = attempts
+            self.lastError = lastError
+            self.deadSince = deadSince
+        }
     }
 
     /// Dead letters, oldest number first; only those of instances named `instance` when given.

@@ -18,8 +18,9 @@ extension Application {
         let busy = w?.requestsInFlight ?? 0
         let threads = w?.threads ?? 0
         let started = w?.startedAt ?? now
-        // The delivery queue as this worker follows it, and the deliverer's shared counters.
-        let delivery = (queue as? QueueStore)?.status() ?? .zero
+        // The delivery queue as this worker follows it, and the deliverer's shared counters
+        // (with --store: PostgreSQL's figures for the whole deployment).
+        let delivery = queue?.status() ?? .zero
         var metrics: [StatusMetric] = [
             .init(json: ["pid"], value: Double(w?.pid ?? 0)),
             .init(json: ["startTime"], value: Double(started / 1_000_000)),

@@ -1,0 +1,179 @@
+import Foundation
+import RyzeCore
+import Testing
+@testable import RyzePostgres
+
+/// The delivery queue in PostgreSQL (schema migration 3): claims with SKIP LOCKED, leases that
+/// run out, outcomes, dead letters, and the copy of a one-host queue.
+@Suite(.enabled(if: postgresBase != nil, "RYZE_TEST_POSTGRES_URL is not set"), .serialized)
+struct PostgresQueueTests {
+    static func event(_ id: String, labels: [String] = ["default"], instance: String = "shop") -> QueuedEvent {
+        QueuedEvent(id: id, account: "acme", instance: instance, event: .messageExchange, envelope: Array("{\"event\":\"\(id)\"}".utf8),
+                    labels: labels.map { WebhookLabel($0)! }, queuedAt: 0)
+    }
+
+    static func source(_ url: String, capacity: Int = 32, perLabel: Int = 1000, lease: Double = 45) throws -> PostgresDeliverySource {
+        var options = PostgresDeliverySource.Options(timeout: 15, concurrency: 16, perEndpoint: perLabel)
+        options.capacity = capacity
+        options.perLabel = perLabel
+        options.leaseSeconds = lease
+        options.idleClaimSeconds = 0
+        let path = NSTemporaryDirectory() + "ryze-counters-" + UUID().uuidString
+        return try PostgresDeliverySource(url: url, options: options, counters: DeliveryCounters(path: path))
+    }
+
+    static func held(_ s: PostgresDeliverySource) -> Set<DeliveryID> { s.read { Set($0.pending.keys) } }
+
+    @Test func anEnqueuedEventIsOneRowPerLabelAndCounted() throws {
+        let url = try freshDatabase()
+        let q = try PostgresQueue(url: url)
+        try q.enqueue(Self.event("e1", labels: ["a", "b"]))
+        try q.enqueue(Self.event("e2", labels: []))
+        #expect(q.status() == DeliveryStatus(queued: 2, inFlight: 0, delivered: 0, retrying: 0, dead: 0, dropped: 0))
+        let s = try Self.source(url)
+        try s.refresh()
+        let view = s.read { q in q.pending.values.map { ($0.event.id, $0.label.name, $0.event.envelope) } }
+        #expect(Set(view.map(\.1)) == ["a", "b"])
+        #expect(view.allSatisfy { $0.0 == "e1" && $0.2 == Array("{\"event\":\"e1\"}".utf8) })
+        #expect(q.status().inFlight == 2)
+    }
+
+    @Test func claimersAtOnceNeverGetTheSameDelivery() throws {
+        let url = try freshDatabase()
+        let q = try PostgresQueue(url: url)
+        for i in 0..<400 { try q.enqueue(Self.event("e\(i)", labels: ["l\(i % 50)"])) }
+        let sources = try (0..<4).map { _ in try Self.source(url, capacity: 60) }
+        // Several rounds: each claims, records a part as delivered and claims again, all at once.
+        let failures = Counter()
+        DispatchQueue.concurrentPerform(iterations: sources.count) { k in
+            do {
+                for _ in 0..<6 {
+                    try sources[k].claim()
+                    let some = Array(Self.held(sources[k]).prefix(10))
+                    try sources[k].record(some.map { (.delivered(status: 200), $0, 1) })
+                }
+            } catch { failures.add() }
+        }
+        #expect(failures.value == 0)
+        let held = sources.map(Self.held)
+        for a in 0..<held.count { for b in (a + 1)..<held.count { #expect(held[a].isDisjoint(with: held[b])) } }
+        let delivered = 4 * 6 * 10
+        #expect(held.map(\.count).reduce(0, +) == 400 - delivered)
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        let rows = try c.execute("SELECT count(*)::int8, count(DISTINCT lease_holder)::int8 FROM ryze_deliveries", deadline: .after(milliseconds: 5000))
+        #expect(rows.int(0, 0) == Int64(400 - delivered))
+        #expect(rows.int(0, 1) == 4)
+        #expect(q.status().delivered == delivered)
+    }
+
+    @Test func aLeaseThatRanOutIsClaimedAgainAndTheOldHoldersOutcomeIsRefused() throws {
+        let url = try freshDatabase()
+        let q = try PostgresQueue(url: url)
+        try q.enqueue(Self.event("e1"))
+        let a = try Self.source(url, lease: 1)
+        let b = try Self.source(url, lease: 1)
+        try a.claim()
+        #expect(Self.held(a).count == 1)
+        let id = Self.held(a).first!
+        #expect(try b.claim().gained == 0)   // leased to A
+        // An attempt longer than what is left of the lease may not start.
+        #expect(!a.mayAttempt(id, seconds: 15))
+        usleep(1_200_000)
+        #expect(try b.claim().gained == 1)
+        #expect(Self.held(b) == [id])
+        // A (presumed dead) comes back: its outcome is not recorded, and the delivery leaves its view.
+        #expect(try a.record([(.delivered(status: 200), id, 1)]) == [false])
+        #expect(Self.held(a).isEmpty)
+        #expect(try b.record([(.delivered(status: 200), id, 1)]) == [true])
+        #expect(q.status().queued == 0)
+    }
+
+    @Test func renewingKeepsTheLeaseAndALostOneLeavesTheView() throws {
+        let url = try freshDatabase()
+        let q = try PostgresQueue(url: url)
+        try q.enqueue(Self.event("e1"))
+        try q.enqueue(Self.event("e2"))
+        let a = try Self.source(url, lease: 1.5)
+        let b = try Self.source(url, lease: 1.5)
+        try a.claim()
+        #expect(Self.held(a).count == 2)
+        for _ in 0..<3 {
+            usleep(700_000)
+            try a.renew()
+            #expect(try b.claim().gained == 0)
+        }
+        // B takes them after A stops renewing; A's next renewal finds them gone.
+        usleep(1_700_000)
+        #expect(try b.claim().gained == 2)
+        try a.renew()
+        #expect(Self.held(a).isEmpty)
+    }
+
+    @Test func retriesWaitDeadLettersAreListedRetriedAndPurged() throws {
+        let url = try freshDatabase()
+        let q = try PostgresQueue(url: url)
+        try q.enqueue(Self.event("r"))
+        try q.enqueue(Self.event("d"))
+        try q.enqueue(Self.event("x"))
+        let s = try Self.source(url)
+        try s.claim()
+        let byEvent = s.read { q in Dictionary(uniqueKeysWithValues: q.pending.values.map { ($0.event.id, $0.id) }) }
+        let later = WallClock.system.nowMicroseconds() + 60_000_000
+        let answers = try s.record([(.retry(error: "HTTP 500", nextDue: later), byEvent["r"]!, 1),
+                                    (.dead(error: "HTTP 404"), byEvent["d"]!, 1),
+                                    (.refused(error: QueueStore.targetNotAllowed), byEvent["x"]!, 1)])
+        #expect(answers == [true, true, true])
+        #expect(try s.claim().gained == 0)   // the retry is not due for a minute
+        #expect(q.status() == DeliveryStatus(queued: 0, inFlight: 0, delivered: 0, retrying: 1, dead: 2, dropped: 0))
+        let dead = try q.deadLetters(instance: nil)
+        #expect(dead.map(\.eventID) == ["d", "x"])
+        #expect(dead.map(\.attempts) == [1, 0])
+        #expect(dead.map(\.lastError) == ["HTTP 404", QueueStore.targetNotAllowed])
+        #expect(try q.deadLetters(instance: "other").isEmpty)
+        #expect(throws: QueueStore.DeadLetterError.notDead([byEvent["r"]!])) { try q.retryDead([byEvent["d"]!, byEvent["r"]!]) }
+        #expect(try q.retryDead([byEvent["d"]!]) == 1)
+        #expect(try s.claim().gained == 1)
+        #expect(s.read { $0.pending[byEvent["d"]!]?.attempts } == 0)
+        #expect(try q.purgeDead(olderThan: 3_600_000_000) == 0)
+        #expect(try q.purgeDead(olderThan: nil) == 1)
+        #expect(try q.deadLetters(instance: nil).isEmpty)
+    }
+
+    @Test func aLabelHeldToItsBoundLeavesRoomForTheOthers() throws {
+        let url = try freshDatabase()
+        let q = try PostgresQueue(url: url)
+        for i in 0..<200 { try q.enqueue(Self.event("stuck\(i)", labels: ["stuck"])) }
+        for i in 0..<3 { try q.enqueue(Self.event("ok\(i)", labels: ["healthy"])) }
+        let s = try Self.source(url, capacity: 8, perLabel: 4)
+        try s.claim()
+        let labels = s.read { q in q.pending.values.map(\.label.name) }
+        #expect(labels.filter { $0 == "stuck" }.count == 4)
+        #expect(labels.filter { $0 == "healthy" }.count == 3)
+        // What went back is free for other deliverers.
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        let leased = try c.execute("SELECT count(*)::int8 FROM ryze_deliveries WHERE lease_holder IS NOT NULL", deadline: .after(milliseconds: 5000))
+        #expect(leased.int(0, 0) == 7)
+    }
+
+    @Test func aOneHostQueueIsCopiedWithItsAttemptsAndDeadLetters() throws {
+        let url = try freshDatabase()
+        let dir = NSTemporaryDirectory() + "ryze-q-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let local = try QueueStore(directory: dir)
+        try local.enqueue(Self.event("p", labels: ["a", "b"]))
+        try local.enqueue(Self.event("d"))
+        let ids = local.read { q in Dictionary(uniqueKeysWithValues: q.pending.values.map { ($0.event.id + $0.label.name, $0.id) }) }
+        try local.record([(.retry(error: "HTTP 502", nextDue: 0), ids["pa"]!, 1), (.dead(error: "HTTP 410"), ids["ddefault"]!, 1)])
+        let q = try PostgresQueue(url: url)
+        let copied = try q.importQueue(local.read { $0 })
+        #expect(copied.pending == 2 && copied.dead == 1)
+        #expect(q.status() == DeliveryStatus(queued: 1, inFlight: 0, delivered: 0, retrying: 1, dead: 1, dropped: 0))
+        #expect(try q.deadLetters(instance: "shop").map(\.lastError) == ["HTTP 410"])
+        let s = try Self.source(url)
+        try s.claim()
+        let view = s.read { q in q.pending.values.map { ($0.label.name, $0.attempts, $0.lastError) }.sorted { $0.0 < $1.0 } }
+        #expect(view.map(\.0) == ["a", "b"])
+        #expect(view.map(\.1) == [1, 0])
+        #expect(view[0].2 == "HTTP 502")
+    }
+}
