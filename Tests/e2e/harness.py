@@ -71,7 +71,7 @@ class Response:
 
 class Deployment:
     def __init__(self, workers=2, threads=4, args=(), supervisor="spawn-fcgi", nginx_workers=2, multiwatch_args=(),
-                 nginx_server="", ws_ping_interval=2, nchan_redis=None):
+                 nginx_server="", ws_ping_interval=2, nchan_redis=None, secret_key=None):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="ryze-e2e-"))
         os.chmod(self.dir, 0o755)   # nginx's workers (nobody) must reach the socket
         self.data = self.dir / "data"
@@ -96,11 +96,13 @@ class Deployment:
         self.shared = BACKEND.slice() if BACKEND is not None and nchan_redis is None else None
         if self.shared:
             self.nchan_redis = self.shared.nchan_redis
+            secret_key = secret_key or os.urandom(32)
+        if secret_key is not None:
             # With --store no host makes the deployment key on first use (README, multi-host):
             # the operator gives every host the same one, as here.
             self.data.mkdir(mode=0o700)
             fd = os.open(self.data / "secret.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.write(fd, os.urandom(32))
+            os.write(fd, secret_key)
             os.close(fd)
 
     @property

@@ -20,31 +20,39 @@ FAST_RETRIES = ["--retry-schedule", "1s,1s,1s", "--webhook-timeout", "2"]   # fo
 
 class Receiver:
     """A webhook receiver: keeps every request; answers each path as scripted (status, headers,
-    delay), then 200."""
+    delay), then 200 after `delay` seconds; records in `overlaps` every attempt that began while
+    another attempt at the same delivery (path and webhook-id) was still being answered."""
 
-    def __init__(self):
+    def __init__(self, delay=0):
         self.lock = threading.Lock()
-        self.requests = []
-        self.plans = {}
+        self.requests, self.overlaps, self.plans = [], [], {}
+        self.open = {}   # (path, webhook-id) -> attempts being answered; guarded by lock
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                key = (self.path, headers.get("webhook-id"))
                 with receiver.lock:
-                    receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                              "body": body, "at": time.time()})
+                    if receiver.open.get(key):
+                        receiver.overlaps.append(key)
+                    receiver.open[key] = receiver.open.get(key, 0) + 1
+                    receiver.requests.append({"path": self.path, "headers": headers, "body": body, "at": time.time()})
                     plan = receiver.plans.get(self.path)
-                    status, headers, delay = plan.pop(0) if plan else (200, {}, 0)
-                time.sleep(delay)
+                    status, answer_headers, answer_delay = plan.pop(0) if plan else (200, {}, delay)
                 try:
+                    time.sleep(answer_delay)
                     self.send_response(status)
-                    for k, v in headers.items():
+                    for k, v in answer_headers.items():
                         self.send_header(k, v)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                 except OSError:
                     pass   # the deliverer gave up waiting
+                finally:
+                    with receiver.lock:
+                        receiver.open[key] -= 1
 
             def log_message(self, *args):
                 pass
@@ -65,6 +73,9 @@ class Receiver:
         with self.lock:
             return [r for r in self.requests
                     if (path is None or r["path"] == path) and (prefix is None or r["path"].startswith(prefix))]
+
+    def ids(self, path):
+        return {h["headers"]["webhook-id"] for h in self.hits(path)}
 
     def wait_for(self, cond, what, timeout=15):
         deadline = time.time() + timeout

@@ -25,13 +25,8 @@ def pg():
 
 
 def start_host(url, key, workers=2):
-    d = Deployment(workers=workers, threads=4, args=FAST + ["--store", url])
-    d.data.mkdir(parents=True, exist_ok=True)
     # Every host holds the same deployment key: with --store none is made on first use.
-    fd = os.open(d.data / "secret.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, key)
-    os.close(fd)
-    return d.start()
+    return Deployment(workers=workers, threads=4, args=FAST + ["--store", url], secret_key=key).start()
 
 
 @pytest.fixture

@@ -7,80 +7,18 @@ import os
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from conftest import FAST
 from harness import Deployment
 from pg_server import PgServer
-from test_delivery import Deliverer, publish, save_hook, verified
+from test_delivery import Deliverer, Receiver, publish, save_hook, verified
 from test_postgres import account, cli, until
 
 FAST_RETRIES = ["--retry-schedule", "1s,1s,1s", "--webhook-timeout", "2"]
 # A lease of 2 + 12 s: a killed deliverer's deliveries are taken up by the other within about 14 s.
 SHARED = ["--allow-private-targets", "--lease-margin", "12", *FAST_RETRIES]
-
-
-class OverlapReceiver:
-    """Answers every POST after `delay` seconds with 200 (or the next status scripted for its
-    path); records each request and every attempt that began while another attempt at the same
-    delivery (path and webhook-id) was still being answered."""
-
-    def __init__(self, delay=0.02):
-        self.lock = threading.Lock()
-        self.requests, self.overlaps, self.plans = [], [], {}
-        self.open = {}
-        self.delay = delay
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                key = (self.path, headers.get("webhook-id"))
-                with receiver.lock:
-                    if receiver.open.get(key):
-                        receiver.overlaps.append(key)
-                    receiver.open[key] = receiver.open.get(key, 0) + 1
-                    receiver.requests.append({"path": self.path, "headers": headers, "body": body, "at": time.time()})
-                    plan = receiver.plans.get(self.path)
-                    status = plan.pop(0) if plan else 200
-                time.sleep(receiver.delay)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                except OSError:
-                    pass
-                finally:
-                    with receiver.lock:
-                        receiver.open[key] -= 1
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.server.server_port}{path}"
-
-    def script(self, path, *statuses):
-        with self.lock:
-            self.plans[path] = list(statuses)
-
-    def hits(self, path):
-        with self.lock:
-            return [r for r in self.requests if r["path"] == path]
-
-    def ids(self, path):
-        return {h["headers"]["webhook-id"] for h in self.hits(path)}
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +29,7 @@ def pg():
 
 
 def host(url, key):
-    d = Deployment(workers=2, threads=4, args=FAST + ["--store", url, "--status-path", "/status"])
-    d.data.mkdir(parents=True, exist_ok=True)
-    fd = os.open(d.data / "secret.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, key)
-    os.close(fd)
-    return d.start()
+    return Deployment(workers=2, threads=4, args=FAST + ["--store", url, "--status-path", "/status"], secret_key=key).start()
 
 
 @pytest.fixture
@@ -129,9 +62,18 @@ def setup(url, a, b, receiver, path):
     return token, secret, ptoken
 
 
+def overlap_story(receiver, *deliverers):
+    """What the receiver and the deliverers' logs say about the deliveries that overlapped."""
+    ids = {event_id for _, event_id in receiver.overlaps}
+    seen = [(h["at"], h["headers"]["webhook-id"], h["headers"].get("webhook-timestamp")) for h in receiver.requests
+            if h["headers"].get("webhook-id") in ids]
+    logs = [f"{i}: {line}" for i, d in enumerate(deliverers) for line in d.log_lines() if any(e in line for e in ids)]
+    return seen, logs
+
+
 def test_two_deliverers_share_the_queue_and_one_killed_loses_nothing(two_hosts):
     url, a, b = two_hosts
-    receiver = OverlapReceiver(delay=0.02)
+    receiver = Receiver(delay=0.02)
     # Every tenth event fails its first attempt: retries go back to the shared queue too.
     receiver.script("/q1", *([500] + [200] * 9) * 20)
     da = Deliverer(a, "--store", url, *SHARED).start()
@@ -162,7 +104,7 @@ def test_two_deliverers_share_the_queue_and_one_killed_loses_nothing(two_hosts):
         hits = receiver.hits("/q1")
         for h in hits:
             verified(secret, h)
-        assert receiver.overlaps == [], receiver.overlaps
+        assert receiver.overlaps == [], (receiver.overlaps, overlap_story(receiver, da, db))
         by_a = sum(1 for line in da.log_lines() if "outcome=delivered" in line)
         by_b = sum(1 for line in db.log_lines() if "outcome=delivered" in line)
         assert by_a > 0 and by_b > 0, (by_a, by_b)
@@ -181,7 +123,7 @@ def test_two_deliverers_share_the_queue_and_one_killed_loses_nothing(two_hosts):
 
 def test_dead_letters_are_listed_retried_and_purged_with_store(two_hosts):
     url, a, b = two_hosts
-    receiver = OverlapReceiver(delay=0)
+    receiver = Receiver(delay=0)
     receiver.script("/q2", *[500] * 8)
     db = Deliverer(b, "--store", url, *SHARED).start()
     try:
@@ -209,7 +151,7 @@ def test_dead_letters_are_listed_retried_and_purged_with_store(two_hosts):
 
 
 def test_store_migrate_copies_the_queue(pg):
-    receiver = OverlapReceiver(delay=0)
+    receiver = Receiver(delay=0)
     one = Deployment(workers=1, threads=2, args=FAST).start()
     try:
         token = one.account("acme")
@@ -235,7 +177,7 @@ def test_store_migrate_copies_the_queue(pg):
 
 def test_the_deliverer_and_the_publish_path_survive_a_postgresql_restart():
     own = PgServer().start()
-    receiver = OverlapReceiver(delay=0)
+    receiver = Receiver(delay=0)
     try:
         url = own.database()
         h = host(url, os.urandom(32))
@@ -286,7 +228,7 @@ def test_a_stuck_endpoint_does_not_hold_up_a_healthy_one_on_the_shared_queue(two
             except OSError:
                 pass
     threading.Thread(target=accept, daemon=True).start()
-    receiver = OverlapReceiver(delay=0)
+    receiver = Receiver(delay=0)
     da = Deliverer(a, "--store", url, *SHARED, "--per-endpoint", "2").start()
     db = Deliverer(b, "--store", url, *SHARED, "--per-endpoint", "2").start()
     try:
