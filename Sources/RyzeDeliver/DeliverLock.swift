@@ -6,6 +6,11 @@ import Glibc
 /// process's life. The kernel releases it when the process dies, however it dies, so a
 /// supervisor's restart after `kill -9` gets it at once. (Two deliverers would each send every
 /// delivery: at least once still, but twice as often.)
+///
+/// The file also holds the data directory's deliverer identity (32 hex digits, written under the
+/// lock on first use, kept across restarts): with `--store`, every lease a deliverer takes names
+/// it, so the next deliverer of the same data directory (which holds the lock, hence the last
+/// one is dead) may take back its predecessor's leases at once instead of waiting them out.
 public final class DeliverLock {
     public struct Held: Error, CustomStringConvertible {
         public let path: String
@@ -19,6 +24,8 @@ public final class DeliverLock {
     }
 
     private let fd: Int32
+    /// This data directory's deliverer identity (see the type's comment).
+    public let identity: String
 
     public init(directory: String) throws {
         let path = directory + "/deliver.lock"
@@ -31,6 +38,37 @@ public final class DeliverLock {
             if e == EWOULDBLOCK { throw Held(path: path) }
             throw Failure(description: "cannot lock \(path): \(String(cString: strerror(e)))")
         }
+        do {
+            identity = try Self.identity(fd: fd, path: path)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Reads the identity, or writes a new one when the file holds none (new, or made by a
+    /// binary before identities). Caller holds the lock.
+    private static func identity(fd: Int32, path: String) throws -> String {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        let n = pread(fd, &bytes, bytes.count, 0)
+        guard n >= 0 else { throw Failure(description: "cannot read \(path): \(String(cString: strerror(errno)))") }
+        let isHex = { (b: UInt8) in (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66) }
+        if n >= 32, bytes[0..<32].allSatisfy(isHex), n == 32 || bytes[32] == 0x0A {
+            return String(decoding: bytes[0..<32], as: UTF8.self)
+        }
+        var g = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef".utf8)
+        var line: [UInt8] = []
+        for _ in 0..<16 {
+            let b = UInt8.random(in: 0...255, using: &g)
+            line += [digits[Int(b >> 4)], digits[Int(b & 15)]]
+        }
+        let made = String(decoding: line, as: UTF8.self)
+        line.append(0x0A)
+        guard ftruncate(fd, 0) == 0, pwrite(fd, line, line.count, 0) == line.count, fsync(fd) == 0 else {
+            throw Failure(description: "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        return made
     }
 
     deinit { close(fd) }

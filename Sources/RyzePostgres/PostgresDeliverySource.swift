@@ -52,9 +52,12 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
 
     public let counters: DeliveryCounters
     let options: Options
-    /// This deliverer's name in `lease_holder`: host, pid and a random part (a restarted
-    /// process with the same pid is another holder).
+    /// This deliverer's name in `lease_holder`: `HOST/IDENTITY:PID:RANDOM`, the identity being
+    /// its data directory's (`DeliverLock`), the pid and random part making a restarted process
+    /// another holder (whose predecessor's late outcomes are refused).
     public let holder: String
+    /// Leases taken back at start from this data directory's previous deliverer (see `init`).
+    public private(set) var takenBack = 0
     /// The host's name, the key of its row in `ryze_delivery_stats`.
     let host: String
     let pool: ConnectionPool
@@ -73,17 +76,34 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
     /// `idleClaimSeconds`. A deliverer at capacity claims again as soon as it has room.
     private var drained = false
 
-    public init(url: String, options: Options, counters: DeliveryCounters, logger: Logger = Logger(label: "ryze.queue")) throws(StoreError) {
+    /// `identity` is the data directory's deliverer identity, and the caller holds that
+    /// directory's `DeliverLock`: so no other live process leases under it, and the leases
+    /// still held under it are a dead predecessor's (`kill -9`, a crash). They are given back
+    /// here, before the first claim, rather than waited out (`--webhook-timeout` plus
+    /// `--lease-margin`): a deliverer restarted by its supervisor goes on at once. An attempt the
+    /// predecessor had under way is made again (at least once), as after a lease runs out.
+    public init(url: String, identity: String, options: Options, counters: DeliveryCounters,
+                logger: Logger = Logger(label: "ryze.queue")) throws(StoreError) {
         self.options = options
         self.counters = counters
         self.logger = logger
         var name = [CChar](repeating: 0, count: 256)
         host = gethostname(&name, 255) == 0 ? String(cString: name) : "unknown"
-        holder = "\(host):\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        let prefix = "\(host)/\(identity):"
+        holder = prefix + "\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         pool = ConnectionPool(url: url, maxIdle: 3)
-        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        let deadline = Deadline.after(milliseconds: 5000)
+        let c = try PGConnection.connect(url: url, deadline: deadline)
         try Migrator.migrate(c, logger: logger)
+        // left(), not LIKE: a host name may hold '_', a LIKE wildcard.
+        takenBack = try c.execute("""
+            UPDATE ryze_deliveries SET lease_holder = NULL, lease_until = NULL
+            WHERE left(lease_holder, length($1)) = $1 RETURNING id
+            """, [.text(prefix)], deadline: deadline).rows
         pool.give(c)
+        if takenBack > 0 {
+            logger.notice("took back the leases of this data directory's previous deliverer", metadata: ["deliveries": "\(takenBack)"])
+        }
     }
 
     private static func now() -> Double { Double(MonotonicClock.nanoseconds()) / 1e9 }

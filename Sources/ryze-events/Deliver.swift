@@ -84,7 +84,7 @@ struct Deliver: ParsableCommand {
                 var options = PostgresDeliverySource.Options(timeout: webhookTimeout, concurrency: concurrency, perEndpoint: perEndpoint)
                 options.leaseSeconds = webhookTimeout + leaseMargin
                 queue = try PostgresDeliverySource(
-                    url: url, options: options,
+                    url: url, identity: lock.identity, options: options,
                     counters: DeliveryCounters(path: data.path + "/" + LogKind.deliveries.name + ".counters"), logger: Logger(label: "ryze.queue"))
             } else {
                 lock = try DeliverLock(directory: data.path)

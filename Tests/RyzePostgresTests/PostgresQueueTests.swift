@@ -12,14 +12,15 @@ struct PostgresQueueTests {
                     labels: labels.map { WebhookLabel($0)! }, queuedAt: 0)
     }
 
-    static func source(_ url: String, capacity: Int = 32, perLabel: Int = 1000, lease: Double = 45) throws -> PostgresDeliverySource {
+    static func source(_ url: String, capacity: Int = 32, perLabel: Int = 1000, lease: Double = 45,
+                       identity: String = UUID().uuidString) throws -> PostgresDeliverySource {
         var options = PostgresDeliverySource.Options(timeout: 15, concurrency: 16, perEndpoint: perLabel)
         options.capacity = capacity
         options.perLabel = perLabel
         options.leaseSeconds = lease
         options.idleClaimSeconds = 0
         let path = NSTemporaryDirectory() + "ryze-counters-" + UUID().uuidString
-        return try PostgresDeliverySource(url: url, options: options, counters: DeliveryCounters(path: path))
+        return try PostgresDeliverySource(url: url, identity: identity, options: options, counters: DeliveryCounters(path: path))
     }
 
     static func held(_ s: PostgresDeliverySource) -> Set<DeliveryID> { s.read { Set($0.pending.keys) } }
@@ -86,6 +87,27 @@ struct PostgresQueueTests {
         #expect(Self.held(a).isEmpty)
         #expect(try b.record([(.delivered(status: 200), id, 1)]) == [true])
         #expect(q.status().queued == 0)
+    }
+
+    @Test func aRestartedDelivererTakesBackItsPredecessorsLeasesAtOnceAndNoOneElses() throws {
+        let url = try freshDatabase()
+        let q = try PostgresQueue(url: url)
+        try q.enqueue(Self.event("e1"))
+        try q.enqueue(Self.event("e2", instance: "other"))
+        let dead = try Self.source(url, capacity: 1, identity: "aaaa")
+        let elsewhere = try Self.source(url, capacity: 1, identity: "bbbb")
+        try dead.claim()
+        try elsewhere.claim()
+        #expect(Self.held(dead).count == 1 && Self.held(elsewhere).count == 1)
+        // The same data directory's next deliverer (`dead` never gave its lease back).
+        let next = try Self.source(url, identity: "aaaa")
+        #expect(next.takenBack == 1)
+        #expect(try next.claim().gained == 1)
+        #expect(Self.held(next) == Self.held(dead))
+        // The predecessor's late outcome is refused; another directory's lease was left alone.
+        #expect(try dead.record([(.delivered(status: 200), Self.held(dead).first!, 1)]) == [false])
+        #expect(try next.claim().gained == 0)
+        #expect(Self.held(elsewhere).count == 1)
     }
 
     @Test func renewingKeepsTheLeaseAndALostOneLeavesTheView() throws {
