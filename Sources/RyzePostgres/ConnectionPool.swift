@@ -12,9 +12,13 @@ final class ConnectionPool: Sendable {
         idle = IdlePool(maxIdle: maxIdle)
     }
 
-    /// An idle connection (`reused` true: it may have died since it was last used) or a new one.
+    /// An idle connection (`reused` true: it may have died since it was last used, though it
+    /// did not look dead) or a new one. Idle connections whose socket shows the server gone (a
+    /// restart) are dropped here, before anything is sent on them.
     func take(deadline: Deadline) throws(StoreError) -> (PGConnection, reused: Bool) {
-        if let c = idle.take() { return (c, true) }
+        while let c = idle.take() {
+            if c.looksAlive() { return (c, true) }
+        }
         return (try PGConnection.connect(url: url, deadline: deadline), false)
     }
 
@@ -25,22 +29,15 @@ final class ConnectionPool: Sendable {
         idle.give(c)
     }
 
-    /// Runs `body` on a pooled connection; when a reused one turns out dead (the server
-    /// restarted since it was last used), once more on a fresh connection.
+    /// Runs `body` once on a pooled connection. Never again on another connection after a
+    /// failure: a statement whose answer was lost may have been applied (an INSERT of a
+    /// published event would be queued twice, a claim would lease rows nobody works on), so
+    /// the failure goes to the caller. Connections killed by a server restart are weeded out
+    /// before use (`take`).
     func with<T>(deadline: Deadline, _ body: (PGConnection) throws(StoreError) -> T) throws(StoreError) -> T {
-        let (c, reused) = try take(deadline: deadline)
-        do {
-            let value = try body(c)
-            give(c)
-            return value
-        } catch {
-            give(c)
-            guard error.isUnavailable && reused else { throw error }
-        }
-        let fresh = try PGConnection.connect(url: url, deadline: deadline)
-        let value = try body(fresh)
-        give(fresh)
-        return value
+        let (c, _) = try take(deadline: deadline)
+        defer { give(c) }
+        return try body(c)
     }
 
     /// `body` inside one transaction on a pooled connection (rolled back when it throws). A

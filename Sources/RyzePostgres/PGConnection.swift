@@ -182,6 +182,25 @@ final class PGConnection {
         return any
     }
 
+    /// For an idle connection (no query in flight): false when its socket already says the
+    /// server is gone (end of file or a reset after a restart: readable, or hung up, with
+    /// nothing asked), without sending anything. An idle session is sent nothing unasked but
+    /// the server's farewell, so anything readable means it is over. A silent network is not
+    /// seen here; the next statement's deadline catches it.
+    func looksAlive() -> Bool {
+        guard !broken, let conn, PQstatus(conn) == CONNECTION_OK else { return false }
+        let fd = PQsocket(conn)
+        guard fd >= 0 else { return false }
+        // 0x2000: POLLRDHUP (Linux; Glibc hides the name without _GNU_SOURCE).
+        var p = pollfd(fd: fd, events: Int16(POLLIN) | 0x2000, revents: 0)
+        while true {
+            let rc = poll(&p, 1, 0)
+            if rc == 0 { return true }
+            if rc > 0 { return false }
+            if errno != EINTR { return false }
+        }
+    }
+
     private func fail() -> StoreError {
         broken = true
         return .unavailable(errorMessage)
