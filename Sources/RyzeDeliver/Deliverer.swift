@@ -388,9 +388,21 @@ public final class Deliverer: @unchecked Sendable {
         return refiled
     }
 
-    /// False when the drops could not be written (they are tried again at the next sweep).
-    private func recordDrops(_ drops: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)]) -> Bool {
+    /// False when the drops could not be written, or some turned out not to be drops (they are
+    /// looked at again at the next sweep).
+    private func recordDrops(_ found: [(id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)]) -> Bool {
         do {
+            // A drop is final, and with a store followed from other hosts the configuration read
+            // may lag the queue: a label saved on another host a moment before its first event
+            // was published there must not read as deleted. So drops are decided on a state
+            // brought up to date now (one round trip with PostgreSQL; the log's refresh).
+            try store.synchronize()
+            let drops = store.read { state in
+                found.compactMap { d -> (id: DeliveryID, reason: String, delivery: DeliveryQueue.Delivery)? in
+                    guard case .drop(let reason) = WebhookTarget.lookup(d.delivery, in: state) else { return nil }
+                    return (d.id, reason, d.delivery)
+                }
+            }
             let n = try queue.drop(drops.map { ($0.id, $0.reason) })
             queue.counters.countDropped(n)
             for d in drops {
@@ -399,7 +411,7 @@ public final class Deliverer: @unchecked Sendable {
                     "event_id": "\(d.delivery.event.id)", "delivery": "\(d.id)", "reason": "\(d.reason)",
                 ])
             }
-            return true
+            return drops.count == found.count
         } catch {
             noteWriteFailure(error, what: "dropped deliveries")
             return false
@@ -526,11 +538,6 @@ public final class Deliverer: @unchecked Sendable {
         let d = job.delivery
         let attempt = d.attempts + 1
         let started = monotonicSeconds()
-        // A shared queue's lease must outlast the attempt, or another deliverer could send
-        // the same delivery at the same time (SPEC §7: one deliverer at a time).
-        guard queue.mayAttempt(d.id, seconds: configuration.timeout) else {
-            return (AttemptResult(outcome: .released, status: nil, error: "lease too short for an attempt", milliseconds: 0, requestMade: false), attempt)
-        }
         func elapsed() -> Int { Int(((monotonicSeconds() - started) * 1000).rounded()) }
         func failed(_ error: String, status: Int?, retryAfter: Double?, requestMade: Bool) -> AttemptResult {
             let now = clock.nowMicroseconds()
@@ -563,6 +570,12 @@ public final class Deliverer: @unchecked Sendable {
                                              pinnedAddress: addresses.map(\.description).joined(separator: ","))
         } catch {
             return (failed(error.description, status: nil, retryAfter: nil, requestMade: false), attempt)
+        }
+        // A shared queue's lease must outlast the request, or another deliverer could send the
+        // same delivery at the same time (SPEC §7: one deliverer at a time). Checked here, after
+        // the name lookup, which has no deadline of its own (a silent resolver takes 10-30 s).
+        guard queue.mayAttempt(d.id, seconds: configuration.timeout) else {
+            return (AttemptResult(outcome: .released, status: nil, error: "lease too short for an attempt", milliseconds: elapsed(), requestMade: false), attempt)
         }
         switch transport.perform(request) {
         case .success(let response) where (200..<300).contains(response.status):

@@ -58,6 +58,11 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
     public let holder: String
     /// Leases taken back at start from this data directory's previous deliverer (see `init`).
     public private(set) var takenBack = 0
+    /// The session holding the identity's advisory lock (see `init`); scheduler thread only
+    /// after `init`. Nil only in tests (a deliverer that died).
+    var identityLock: PGConnection?
+    private let identityKey: String
+    private var lastIdentityCheck = -Double.infinity
     /// The host's name, the key of its row in `ryze_delivery_stats`.
     let host: String
     let pool: ConnectionPool
@@ -77,11 +82,17 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
     private var drained = false
 
     /// `identity` is the data directory's deliverer identity, and the caller holds that
-    /// directory's `DeliverLock`: so no other live process leases under it, and the leases
-    /// still held under it are a dead predecessor's (`kill -9`, a crash). They are given back
-    /// here, before the first claim, rather than waited out (`--webhook-timeout` plus
+    /// directory's `DeliverLock`: so no other live process of this host leases under it, and the
+    /// leases still held under it are a dead predecessor's (`kill -9`, a crash). They are given
+    /// back here, before the first claim, rather than waited out (`--webhook-timeout` plus
     /// `--lease-margin`): a deliverer restarted by its supervisor goes on at once. An attempt the
     /// predecessor had under way is made again (at least once), as after a lease runs out.
+    ///
+    /// The file lock cannot see another machine: two hosts started from copies of one data
+    /// directory under one host name would share the identity and take each other's live
+    /// leases. So the identity is also a session advisory lock in PostgreSQL, held on a
+    /// connection of its own for the process's life: a second live deliverer with the same
+    /// identity is refused at start, and leases are taken back only under that lock.
     public init(url: String, identity: String, options: Options, counters: DeliveryCounters,
                 logger: Logger = Logger(label: "ryze.queue")) throws(StoreError) {
         self.options = options
@@ -95,14 +106,44 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
         let deadline = Deadline.after(milliseconds: 5000)
         let c = try PGConnection.connect(url: url, deadline: deadline)
         try Migrator.migrate(c, logger: logger)
+        identityKey = prefix
+        guard try Self.lockIdentity(c, prefix, deadline: deadline) else {
+            throw .unusable("another deliverer with this data directory's identity (\(prefix.dropLast())) is connected to PostgreSQL: "
+                            + "hosts started from copies of one data directory? Remove deliver.lock on one of them (a new identity is made)")
+        }
+        identityLock = c
         // left(), not LIKE: a host name may hold '_', a LIKE wildcard.
         takenBack = try c.execute("""
             UPDATE ryze_deliveries SET lease_holder = NULL, lease_until = NULL
             WHERE left(lease_holder, length($1)) = $1 RETURNING id
             """, [.text(prefix)], deadline: deadline).rows
-        pool.give(c)
         if takenBack > 0 {
             logger.notice("took back the leases of this data directory's previous deliverer", metadata: ["deliveries": "\(takenBack)"])
+        }
+    }
+
+    private static func lockIdentity(_ c: PGConnection, _ prefix: String, deadline: Deadline) throws(StoreError) -> Bool {
+        try c.execute("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", [.text(prefix)], deadline: deadline).bool(0, 0)
+    }
+
+    /// The identity's session dies with its connection (a PostgreSQL restart): taken again on a
+    /// new one, so that a copy of this data directory started later is still refused.
+    private func keepIdentityLock() {
+        let now = Self.now()
+        guard now - lastIdentityCheck >= options.renewSeconds else { return }
+        lastIdentityCheck = now
+        guard identityLock?.looksAlive() != true else { return }
+        let deadline = self.deadline
+        do {
+            let c = try PGConnection.connect(url: pool.url, deadline: deadline)
+            if try Self.lockIdentity(c, identityKey, deadline: deadline) {
+                identityLock = c
+            } else {
+                logger.error("another deliverer with this data directory's identity is connected to PostgreSQL (hosts started from copies of one data directory?); stop one and remove its deliver.lock",
+                             metadata: ["identity": "\(identityKey.dropLast())"])
+            }
+        } catch {
+            // PostgreSQL is away: the claims and renewals report it.
         }
     }
 
@@ -127,6 +168,7 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
     }
 
     public func refresh() throws {
+        keepIdentityLock()
         let now = Self.now()
         if now - lastRenew >= options.renewSeconds {
             try renew()
@@ -282,6 +324,11 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
             }
         }
         let deadline = self.deadline
+        // Recorded or not, none of them is this deliverer's any more, even when the transaction
+        // failed: its COMMIT may have landed unanswered, freeing rows that another deliverer
+        // may claim at once. Forgotten, the rest are no longer renewed either, so their leases
+        // run out and they are claimed again (at least once).
+        defer { mutex.withLock { forget(outcomes.map(\.id)) } }
         let done = try pool.transaction(deadline: deadline) { c -> Set<DeliveryID> in
             var done = Set<DeliveryID>()
             func collect(_ r: PGResult) -> Int {
@@ -329,8 +376,6 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
             }
             return done
         }
-        // Recorded or not, none of them is this deliverer's any more.
-        mutex.withLock { forget(outcomes.map(\.id)) }
         var answered = Set<DeliveryID>()
         return outcomes.map { done.contains($0.id) && answered.insert($0.id).inserted }
     }

@@ -89,7 +89,7 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
     private let hostChanges: ChangeCounter?
     private let hostSeen = Atomic<UInt64>(0)
     private let hostCatchUp = PlainMutex()
-    /// When `confirmNow` last failed (monotonic ns); guarded by `hostCatchUp`.
+    /// When `confirmNow` or `catchUpWithHost` last failed (monotonic ns); guarded by `hostCatchUp`.
     private var lastConfirmFailure: UInt64 = 0
 
     /// Connects, applies the schema migrations this binary knows, loads the state and, with
@@ -192,8 +192,31 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
             // below sees it.
             let target = counter.load()
             guard hostSeen.load(ordering: .acquiring) != target else { return }
-            _ = try withConnection { c throws(StoreError) in try catchUp(c, deadline: .after(milliseconds: options.queryTimeoutMilliseconds)) }
+            // As in `confirmNow`: one attempt, one deadline for connecting and the query, and
+            // after a failure the threads queued on this lock are refused at once for a second
+            // instead of each waiting out a deadline of its own (SPEC §7: a 503 within 2 s).
+            if Deadline.now &- lastConfirmFailure < 1_000_000_000 {
+                throw .unavailable("PostgreSQL did not answer a catch-up in the last second")
+            }
+            let deadline = Deadline.after(milliseconds: 1000)
+            do throws(StoreError) {
+                let (c, _) = try pool.take(deadline: deadline)
+                defer { pool.give(c) }
+                try catchUp(c, deadline: deadline)
+            } catch {
+                lastConfirmFailure = Deadline.now
+                throw error
+            }
             hostSeen.store(target, ordering: .releasing)
+        }
+    }
+
+    /// Brings the copy up to the database's last change now, whatever the follower has seen:
+    /// for a decision that cannot be taken back (the deliverer's drop of a delivery whose label
+    /// it does not know yet). One round trip.
+    public func synchronize() throws(StoreError) {
+        try hostCatchUp.withLock { () throws(StoreError) in
+            _ = try withConnection { c throws(StoreError) in try catchUp(c, deadline: .after(milliseconds: options.queryTimeoutMilliseconds)) }
         }
     }
 

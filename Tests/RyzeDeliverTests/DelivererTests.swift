@@ -42,8 +42,8 @@ final class Fixture: @unchecked Sendable {
 
     /// Runs a deliverer until `until` holds (or 10 s pass), then stops it and returns why it stopped.
     func run(_ transport: FakeTransport, _ configuration: Deliverer.Configuration = .init(concurrency: 4, retry: RetryPolicy(waits: [0.2, 0.2]), timeout: 2),
-             until: @escaping () -> Bool) throws -> Deliverer.StopReason {
-        let d = Deliverer(configuration: configuration, queue: queue, store: store, secrets: box,
+             store: (any StateStore)? = nil, until: @escaping () -> Bool) throws -> Deliverer.StopReason {
+        let d = Deliverer(configuration: configuration, queue: queue, store: store ?? self.store, secrets: box,
                           stripMedia: { Array(String(decoding: $0, as: UTF8.self).replacingOccurrences(of: #""base64":"AAAA""#, with: #""stripped":true"#).utf8) },
                           resolver: TargetResolver(allowPrivate: false) { host in
                               host.hasSuffix(".internal") ? .success([IPAddress("10.0.0.7")!]) : .success([IPAddress("93.184.216.34")!])
@@ -78,6 +78,32 @@ final class Fixture: @unchecked Sendable {
             return (.batch(records), ())
         }
     }
+}
+
+/// A store whose copy lags, as a PostgreSQL store's follower may (up to a second): `refresh`
+/// changes nothing and reads see the state as it was when it was made, until `synchronize`.
+final class LaggingStore: StateStore, @unchecked Sendable {
+    let real: LogStore
+    private let stale: State
+    let synchronized = LockedBox(false)
+
+    init(_ real: LogStore) {
+        self.real = real
+        stale = real.read { $0 }
+    }
+
+    func refresh() throws(StoreError) {}
+    func synchronize() throws(StoreError) {
+        try real.refresh()
+        synchronized.set(true)
+    }
+    func read<T, E: Error>(_ body: (State) throws(E) -> T) throws(E) -> T {
+        synchronized.get() ? try real.read(body) : try body(stale)
+    }
+    func principal(for token: TokenDigest) -> State.Principal? { real.principal(for: token) }
+    func instance(_ key: State.InstanceKey) -> State.Instance? { real.instance(key) }
+    func write<T, E: Error>(_ decide: (State) throws(E) -> (LogRecord?, T)) throws -> T { try real.write(decide) }
+    var stats: StoreStats { real.stats }
 }
 
 final class LockedBox<T>: @unchecked Sendable {
@@ -125,6 +151,19 @@ extension HTTPClient.Request {
 }
 
 @Suite(.serialized) struct DelivererTests {
+    @Test func aLabelTheCopyDoesNotKnowYetIsNotDroppedButLookedUpAgain() throws {
+        let f = try Fixture()
+        let lagging = LaggingStore(f.store)
+        // Saved (on "another host") after the deliverer's copy was taken, then published.
+        try f.saveWebhook("late", url: "https://hooks.example.com/late")
+        try f.enqueue("evt_late", labels: ["late"])
+        let t = FakeTransport { _, _ in (FakeTransport.status(204), 0) }
+        #expect(try f.run(t, store: lagging) { t.requests.count == 1 && f.status.queued == 0 } == .requested)
+        #expect(lagging.synchronized.get())
+        #expect(t.requests.map(\.url) == ["https://hooks.example.com/late"])
+        #expect(f.status.dropped == 0)
+    }
+
     @Test func aDeliveryIsSignedSentAndRecorded() throws {
         let f = try Fixture()
         try f.saveWebhook("default", url: "https://hooks.example.com/in", authorization: "Bearer crm-secret")

@@ -99,7 +99,11 @@ struct PostgresQueueTests {
         try dead.claim()
         try elsewhere.claim()
         #expect(Self.held(dead).count == 1 && Self.held(elsewhere).count == 1)
-        // The same data directory's next deliverer (`dead` never gave its lease back).
+        // A second live deliverer with the same identity (a copied data directory) is refused.
+        #expect(throws: StoreError.self) { try Self.source(url, identity: "aaaa") }
+        // The same data directory's next deliverer, once `dead` is gone (its sessions closed,
+        // its lease never given back).
+        dead.identityLock = nil
         let next = try Self.source(url, identity: "aaaa")
         #expect(next.takenBack == 1)
         #expect(try next.claim().gained == 1)

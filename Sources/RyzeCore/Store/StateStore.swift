@@ -8,6 +8,11 @@ public protocol StateStore: AnyObject, Sendable {
     /// nothing changed; a request must not be answered from a state that failed to catch up.
     func refresh() throws(StoreError)
 
+    /// Brings this process up to every write committed so far, now: for a decision that cannot
+    /// be taken back on a state that may lag (a store followed from other hosts serves a copy up
+    /// to a second old). Where `refresh` already reads synchronously, it is `refresh`.
+    func synchronize() throws(StoreError)
+
     /// Runs `body` against the current state. `body` must not call back into the store.
     func read<T, E: Error>(_ body: (State) throws(E) -> T) throws(E) -> T
 
@@ -31,6 +36,10 @@ public protocol StateStore: AnyObject, Sendable {
 
     /// Size and health, for the status page.
     var stats: StoreStats { get }
+}
+
+extension StateStore {
+    public func synchronize() throws(StoreError) { try refresh() }
 }
 
 public struct StoreStats: Sendable {
