@@ -17,11 +17,15 @@ struct StoreCommand: ParsableCommand {
                 copy is one transaction, so it is all there or not at all. Webhook secrets stay \
                 sealed under the data directory's secret.key: copy that file to every host. The \
                 delivery queue's pending deliveries and dead letters are copied too (stop the \
-                deliverer first), in a second transaction after the state.
+                deliverer first), in a second transaction after the state. If that second copy \
+                fails, run the command again with --queue-only: the state is there already.
                 """
         )
 
         @OptionGroup var data: DataDirectory
+
+        @Flag(help: "Copy only the delivery queue (after a copy whose state went through and whose queue did not).")
+        var queueOnly = false
 
         func validate() throws {
             guard data.store != nil else { throw ValidationError("store migrate needs --store postgresql://...") }
@@ -29,19 +33,25 @@ struct StoreCommand: ParsableCommand {
 
         func run() throws {
             do {
-                let source = try LogStore(directory: data.path)
-                let (records, summary) = source.read { state in
-                    (state.liveRecords,
-                     "\(state.accounts.count) accounts, \(state.instances.count) instances, \(state.publishers.count) publishers")
+                if !queueOnly {
+                    let source = try LogStore(directory: data.path)
+                    let (records, summary) = source.read { state in
+                        (state.liveRecords,
+                         "\(state.accounts.count) accounts, \(state.instances.count) instances, \(state.publishers.count) publishers")
+                    }
+                    let target = try PostgresStore(url: data.store!, options: .init(follow: false))
+                    _ = try target.importRecords(records)
+                    print("copied \(summary) (\(records.count) records) into PostgreSQL; every host needs \(data.secretKeyPath)")
                 }
-                let target = try PostgresStore(url: data.store!, options: .init(follow: false))
-                _ = try target.importRecords(records)
-                print("copied \(summary) (\(records.count) records) into PostgreSQL; every host needs \(data.secretKeyPath)")
+            } catch {
+                fail("\(error)")
+            }
+            do {
                 let local = try QueueStore(directory: data.path)
                 let copied = try PostgresQueue(url: data.store!).importQueue(local.read { $0 })
                 print("copied the delivery queue: \(copied.pending) pending deliveries, \(copied.dead) dead letters")
             } catch {
-                fail("\(error)")
+                fail((queueOnly ? "" : "the state was copied, ") + "the delivery queue was not (\(error)); run store migrate again with --queue-only")
             }
         }
     }

@@ -163,6 +163,12 @@ def test_store_migrate_copies_the_queue(pg):
         url = pg.database()
         r = one.cli("store", "migrate", "--store", url)
         assert "copied the delivery queue: 5 pending deliveries, 0 dead letters" in r.stdout, r.stdout
+        # Run again, the state's copy refuses first (the queue is not copied twice); --queue-only
+        # copies the queue alone (here into another database, as after a failed queue copy).
+        again = one.cli("store", "migrate", "--store", url, check=False)
+        assert again.returncode != 0 and "delivery queue" not in again.stdout, (again.stdout, again.stderr)
+        alone = one.cli("store", "migrate", "--queue-only", "--store", pg.database())
+        assert alone.stdout.strip() == "copied the delivery queue: 5 pending deliveries, 0 dead letters", alone.stdout
         h = host(url, (one.data / "secret.key").read_bytes())
         dl = Deliverer(h, "--store", url, *SHARED).start()
         try:
