@@ -5,7 +5,8 @@ set -euo pipefail
 
 # libhiredis-dev: the multi-host rate limiter (RyzeRedis); redis-server: its tests start a throwaway one.
 # libpq-dev: the PostgreSQL client of --store; postgresql: the throwaway server the tests start.
-packages=(libfcgi-dev libcurl4-openssl-dev pkg-config nginx libnginx-mod-nchan spawn-fcgi multiwatch curl wrk valgrind libhiredis-dev redis-server libpq-dev postgresql)
+# iproute2: `ip netns` and veth links, for the test whose hosts are network peers (test_netns_hosts.py).
+packages=(libfcgi-dev libcurl4-openssl-dev pkg-config nginx libnginx-mod-nchan spawn-fcgi multiwatch curl wrk valgrind libhiredis-dev redis-server libpq-dev postgresql iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -71,7 +71,7 @@ class Response:
 
 class Deployment:
     def __init__(self, workers=2, threads=4, args=(), supervisor="spawn-fcgi", nginx_workers=2, multiwatch_args=(),
-                 nginx_server="", ws_ping_interval=2, nchan_redis=None, secret_key=None):
+                 nginx_server="", ws_ping_interval=2, nchan_redis=None, secret_key=None, host="127.0.0.1", netns=None):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="ryze-e2e-"))
         os.chmod(self.dir, 0o755)   # nginx's workers (nobody) must reach the socket
         self.data = self.dir / "data"
@@ -88,6 +88,11 @@ class Deployment:
         self.fanout = self.dir / "fanout.sock"   # nchan's publisher socket, nginx's; the workers publish to it
         self.ws_ping_interval = ws_ping_interval
         self.nchan_redis = nchan_redis   # redis://HOST:PORT: nchan's Redis mode (several hosts)
+        # A host of its own on the network (test_netns_hosts.py): nginx listens on `host`, an
+        # address of the network namespace `netns`, where nginx, the workers and the CLI run.
+        self.host = host
+        self.netns = netns
+        self.run_in = ["ip", "netns", "exec", netns] if netns else []
         self.nginx = None
         self.multiwatch = None
         # The PostgreSQL + Redis pass: a database, a Redis database and an nchan namespace of
@@ -138,11 +143,11 @@ class Deployment:
         self.wait_for(lambda: not self.socket_in_use(), "the old workers to let go of the socket")
         if self.supervisor == "multiwatch":
             self.multiwatch = subprocess.Popen(
-                ["spawn-fcgi", "-n", "-s", str(self.sock), "-M", "0666", "--",
+                [*self.run_in, "spawn-fcgi", "-n", "-s", str(self.sock), "-M", "0666", "--",
                  shutil.which("multiwatch"), "-f", str(self.workers), *self.multiwatch_args, "--", *self.serve_command()],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
-            subprocess.run(["spawn-fcgi", "-s", str(self.sock), "-M", "0666", "-F", str(self.workers), "--",
+            subprocess.run([*self.run_in, "spawn-fcgi", "-s", str(self.sock), "-M", "0666", "-F", str(self.workers), "--",
                             *self.serve_command()], check=True, stdout=subprocess.DEVNULL)
         self.wait_for(lambda: len(self.worker_pids()) == self.workers and self.sock.exists(), "workers to start")
 
@@ -174,18 +179,22 @@ class Deployment:
                      "@NCHAN_REDIS@": "" if self.nchan_redis else "# ",
                      "@NCHAN_REDIS_URL@": self.nchan_redis or "redis://127.0.0.1:6379"}.items():
             conf = conf.replace(k, v)
+        listen = "listen 127.0.0.1:@PORT@;".replace("@PORT@", str(self.port))
+        assert listen in conf
+        conf = conf.replace(listen, f"listen {self.host}:{self.port};", 1)
         conf = conf.replace("server_name localhost;", "server_name localhost;\n        " + self.nginx_server, 1)
         if self.shared:
             nostore = "nchan_redis_storage_mode nostore;"
             assert nostore in conf
             conf = conf.replace(nostore, f"{nostore} nchan_redis_namespace {self.shared.nchan_namespace};", 1)
         (self.dir / "nginx.conf").write_text(conf)
-        self.nginx = subprocess.Popen(["nginx", "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir), "-g", "daemon off;"],
+        # `ip netns exec` execs nginx itself: the Popen's pid is nginx's master.
+        self.nginx = subprocess.Popen([*self.run_in, "nginx", "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir), "-g", "daemon off;"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
         def up():
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
                 return True
             except OSError:
                 return False
@@ -206,7 +215,7 @@ class Deployment:
 
     # --- CLI and HTTP ----------------------------------------------------------------------
     def cli(self, *args, check=True):
-        r = subprocess.run([BIN, *args, "--data-dir", str(self.data), *self.store_args], capture_output=True, text=True)
+        r = subprocess.run([*self.run_in, BIN, *args, "--data-dir", str(self.data), *self.store_args], capture_output=True, text=True)
         if check and r.returncode != 0:
             raise AssertionError(f"{args} failed: {r.stderr}")
         return r
@@ -241,7 +250,7 @@ class Deployment:
             body = json.dumps(body)
         if isinstance(body, str):
             body = body.encode()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30,
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30,
                                           source_address=(source_address, 0) if source_address else None)
         try:
             conn.request(method, path, body=body, headers=h)

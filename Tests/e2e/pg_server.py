@@ -1,5 +1,6 @@
 """A throwaway PostgreSQL 15 (Debian's) for the tests: initdb in a fresh directory, pg_ctl start on
-a free port bound to 127.0.0.1 with its unix socket in that directory, trust authentication.
+a free port bound to 127.0.0.1 (or to `listen`, an address of this machine) with its unix socket in
+that directory, trust authentication (from the listen address's own networks too).
 
 initdb refuses to run as root, so as root the server runs as the `postgres` user (FIELD-NOTES).
 Also a command line for deploy/test.sh, which hands the Swift tests a server:
@@ -32,18 +33,19 @@ def _free_port():
 
 
 class PgServer:
-    def __init__(self, directory=None, port=None):
+    def __init__(self, directory=None, port=None, listen="127.0.0.1"):
         # Not under pytest's tmp_path: its parents are root's and mode 0700, which `postgres` cannot cross.
         self.base = directory or tempfile.mkdtemp(prefix="ryze-pg-")
         self.datadir = os.path.join(self.base, "pgdata")
         self.port = port or _free_port()
+        self.listen = listen
         self.bin = _bindir()
         self.as_root = os.geteuid() == 0
 
     @property
     def url(self):
         """Without a database name: callers append /DB (see `database`)."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}"
+        return f"postgresql://postgres@{self.listen}:{self.port}"
 
     def _run(self, argv, check=True):
         if self.as_root:
@@ -59,12 +61,16 @@ class PgServer:
             shutil.chown(self.base, "postgres", "postgres")
         if not os.path.exists(os.path.join(self.datadir, "PG_VERSION")):
             self._run([f"{self.bin}/initdb", "-D", self.datadir, "-A", "trust", "-U", "postgres", "--no-sync"])
+            if self.listen != "127.0.0.1":
+                # initdb trusts loopback only; `samenet`: the subnets of this machine's addresses.
+                with open(os.path.join(self.datadir, "pg_hba.conf"), "a") as f:
+                    f.write("host all all samenet trust\n")
         self.resume()
         return self
 
     def resume(self):
         """Starts the server (again, after `pause`) and waits until it accepts connections."""
-        opts = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        opts = f"-p {self.port} -k {self.base} -c listen_addresses={self.listen} -c fsync=off -c max_connections=200"
         r = self._run([f"{self.bin}/pg_ctl", "-D", self.datadir, "-o", opts, "-l", os.path.join(self.base, "server.log"),
                        "-w", "start"], check=False)
         if r.returncode != 0:

@@ -69,7 +69,7 @@ class Subscriber:
         if bearer:
             headers.append(f"Authorization: Bearer {bearer}")
         kw = {"origin": origin} if origin else {"suppress_origin": True}
-        self.ws = websocket.create_connection(f"ws://127.0.0.1:{d.port}{path}", header=headers, timeout=10, **kw)
+        self.ws = websocket.create_connection(f"ws://{d.host}:{d.port}{path}", header=headers, timeout=10, **kw)
         self.status = self.ws.getstatus()
         self.headers = self.ws.getheaders()
         self.frames = queue.Queue()
