@@ -75,12 +75,23 @@ final class PGConnection {
             if let value = options[k].val { given[String(cString: keyword)] = String(cString: value) }
             k += 1
         }
-        guard (given["hostaddr"] ?? "").isEmpty, let hostList = given["host"], !hostList.isEmpty else { return [] }
+        // What the URI leaves out, libpq takes from the environment (PGHOST, PGHOSTADDR,
+        // PGPORT): a name given there must be resolved here too, or libpq would block on it.
+        func setting(_ key: String, _ variable: String) -> String {
+            if let v = given[key], !v.isEmpty { return v }
+            return getenv(variable).map { String(cString: $0) } ?? ""
+        }
+        let hostList = setting("host", "PGHOST")
+        guard setting("hostaddr", "PGHOSTADDR").isEmpty, !hostList.isEmpty else { return [] }
         let hosts = hostList.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        let ports = (given["port"] ?? "").isEmpty ? [] : given["port"]!.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let portList = setting("port", "PGPORT")
+        let ports = portList.isEmpty ? [] : portList.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         func isName(_ h: String) -> Bool { !h.isEmpty && !h.hasPrefix("/") && !h.hasPrefix("@") && !HostResolver.isNumeric(h) }
         guard hosts.contains(where: isName) else { return [] }
         var outHosts: [String] = [], outAddresses: [String] = [], outPorts: [String] = []
+        // Several hosts (libpq tries them in turn): one whose name does not resolve is left
+        // out, as libpq itself would skip it; only when none is left is it a failure.
+        var lastFailure: String?
         for (i, host) in hosts.enumerated() {
             // libpq: one port for all hosts, or one per host.
             let port = ports.count == hosts.count ? ports[i] : (ports.first ?? "")
@@ -90,7 +101,8 @@ final class PGConnection {
                 do {
                     addresses = try HostResolver.shared.addresses(of: host, deadline: deadline.nanoseconds)
                 } catch {
-                    throw .unavailable(error.description)
+                    lastFailure = error.description
+                    continue
                 }
             }
             for a in addresses {
@@ -99,6 +111,7 @@ final class PGConnection {
                 outPorts.append(port)
             }
         }
+        if outHosts.isEmpty { throw .unavailable(lastFailure ?? "no host to connect to") }
         var settings = [("host", outHosts.joined(separator: ",")), ("hostaddr", outAddresses.joined(separator: ","))]
         if !ports.isEmpty { settings.append(("port", outPorts.joined(separator: ","))) }
         return settings

@@ -33,6 +33,12 @@ import Testing
         #expect(one["hostaddr"] == "127.0.0.1,10.0.0.5" && one["port"] == "7,7")
     }
 
+    @Test func aHostOfAListThatDoesNotResolveIsLeftOutAsLibpqWould() throws {
+        let s = try settings("host=no-such-host.invalid,localhost port=1,2 dbname=ryze")
+        #expect(s["host"] == "localhost" && s["hostaddr"] == "127.0.0.1" && s["port"] == "2")
+        #expect(throws: StoreError.self) { try settings("host=no-such-host.invalid,also-not.invalid dbname=ryze") }
+    }
+
     @Test func aNameThatDoesNotResolveIsUnavailableWithItsName() throws {
         #expect { try settings("postgresql://ryze@no-such-host.invalid/ryze") } throws: {
             guard let e = $0 as? StoreError, e.isUnavailable else { return false }
