@@ -21,7 +21,10 @@
 # STUCK_WINDOW (15 s at most per drain in part 4), STUCK_ROUNDS (1), THREADS (8 per worker, as deploy/ryze-events.service),
 # NGINX_WORKERS (2: nginx's worker_processes; nchan forwards messages between them),
 # PARTS (the parts to run, "1 2 3 4"; part 3 without part 2 still publishes part 2's backlog, without
-# its fdatasync probes: PARTS="3 4" measures the deliverer alone).
+# its fdatasync probes: PARTS="3 4" measures the deliverer alone), BIN (a ryze-events binary to run
+# instead of building this checkout: two builds side by side), TRACE (1: perf's syscall tracepoints
+# on the workers during part 2's first round, summed up by bench/commit-trace.py; needs perf and
+# the right to trace).
 # Results: printed, and appended to bench/out/flow.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -244,8 +247,28 @@ PY
 }
 DUR_RATIOS=() SHARED_RATIOS=() PUB_RATES=() FSYNC16S=() FSYNC_SHAREDS=() FSYNC1S=() PUB_P99S=() BARE_RATES=() BARE_RATIOS=()
 PUB_N=0
+# TRACE=1: the workers' fdatasync, flock, pwrite, accept and write syscalls, recorded with perf
+# for up to 3 s of the first round, then bench/commit-trace.py's account of the write path.
+TRACE_PID=""
+if [ "${TRACE:-0}" = 1 ]; then
+    WORKER_PIDS=$(pgrep -f "^$BIN serve --data-dir $DATA " | paste -sd, -)
+    TRACE_SECONDS=$(( ROUND_SECONDS > 4 ? 3 : (ROUND_SECONDS > 1 ? ROUND_SECONDS - 1 : 1) ))
+fi
 for round in $(seq "$DUR_ROUNDS"); do
+    if [ "${TRACE:-0}" = 1 ] && [ "$round" = 1 ]; then
+        (sleep 0.5; perf record -q -o "$DIR/trace.data" -p "$WORKER_PIDS" \
+            -e syscalls:sys_enter_fdatasync,syscalls:sys_exit_fdatasync,syscalls:sys_enter_flock,syscalls:sys_exit_flock \
+            -e syscalls:sys_enter_pwrite64,syscalls:sys_exit_pwrite64,syscalls:sys_enter_accept,syscalls:sys_exit_accept \
+            -e syscalls:sys_enter_write -- sleep "$TRACE_SECONDS" >/dev/null 2>&1) &
+        TRACE_PID=$!
+    fi
     read -r rps p99 n < <(wrk_publish durable "$ROUND_SECONDS")
+    if [ -n "$TRACE_PID" ]; then
+        wait "$TRACE_PID" || true
+        TRACE_PID=""
+        echo "   the write path during round 1 (TRACE=1):"
+        perf script -i "$DIR/trace.data" -F pid,tid,time,event 2>/dev/null | python3 bench/commit-trace.py | sed 's/^/     /' || true
+    fi
     read -r f16 fsh f1 < <(fsync_probes)
     read -r bare _ _ < <(wrk_publish nohook "$ROUND_SECONDS")
     BARE_RATES+=("$bare")

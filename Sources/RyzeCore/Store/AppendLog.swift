@@ -154,13 +154,17 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
     /// in one append, one `fdatasync`. Each decision sees the ones before it in the batch:
     /// records are applied as decided, and rolled back (by a replay from the file) if the batch
     /// does not become durable.
+    ///
+    /// The outcomes are published (their writers woken) only once both locks are let go: the
+    /// file lock is the one thing every writer of the deployment waits for, and writers woken
+    /// while it is still held compete with its release for the two cores.
     private func commitBatch() {
+        var outcomes: [(GroupCommit<S>.Ticket, GroupCommit<S>.Outcome)] = []
+        defer { group.publish(outcomes) }
         writers.withLock { fileLock.withLock {
-            let batch = group.takeBatch()
-            var outcomes: [(GroupCommit<S>.Ticket, GroupCommit<S>.Outcome)] = []
-            outcomes.reserveCapacity(batch.count)
-            defer { group.publish(outcomes) }
+            var batch: [GroupCommit<S>.Ticket] = []
             if let unwritable {
+                batch = group.takeBatch()
                 for ticket in batch { outcomes.append((ticket, .failed(unwritable))) }
                 return
             }
@@ -172,8 +176,12 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
                 do throws(StoreError) {
                     try follower.catchUp(into: &cell.pointee, holdingFileLock: true)
                 } catch {
+                    batch = group.takeBatch()
                     return error
                 }
+                // Taken as late as possible, after the catch-up: writers that queued while this
+                // leader waited for the file lock or read the other processes' records ride along.
+                batch = group.takeBatch()
                 offset = follower.appliedOffset
                 fd = follower.fd
                 for ticket in batch {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Group commit's queue: concurrent writers of one process queue their decisions, and one of
 /// them at a time, the leader, commits everything queued with one append and one `fdatasync`.
 ///
@@ -7,6 +11,13 @@
 ///
 /// `lock` guards `queue`, `leaderActive` and every ticket's `outcome`. It is a leaf: nothing
 /// else is locked while it is held.
+///
+/// Wake-ups are targeted: each waiting writer sleeps on its own ticket's condition (with `lock`),
+/// a leader's `publish` wakes exactly the writers of its batch, and a leader that is done wakes
+/// only the oldest writer still queued, to lead next. (One shared condition with a broadcast woke
+/// every waiter of the process on every commit, most of them to find nothing and sleep again:
+/// two context switches and a turn on `lock` each, on the path every durable publish waits on.)
+
 final class GroupCommit<S: ReplayedLog>: @unchecked Sendable {
     enum Decision {
         case append(S.Entry)
@@ -28,8 +39,19 @@ final class GroupCommit<S: ReplayedLog>: @unchecked Sendable {
         /// and return.
         fileprivate(set) var decide: ((S) -> Decision)?
         fileprivate var outcome: Outcome?
+        /// Its writer sleeps on it, with the queue's `lock`.
+        fileprivate let wakeUp: UnsafeMutablePointer<pthread_cond_t>
 
-        fileprivate init(_ decide: @escaping (S) -> Decision) { self.decide = decide }
+        fileprivate init(_ decide: @escaping (S) -> Decision) {
+            self.decide = decide
+            wakeUp = .allocate(capacity: 1)
+            pthread_cond_init(wakeUp, nil)
+        }
+
+        deinit {
+            pthread_cond_destroy(wakeUp)
+            wakeUp.deallocate()
+        }
     }
 
     private let lock = ConditionLock()
@@ -48,7 +70,7 @@ final class GroupCommit<S: ReplayedLog>: @unchecked Sendable {
             while true {
                 if let outcome = ticket.outcome { return outcome }
                 if leaderActive {
-                    lock.wait()
+                    lock.wait(on: ticket.wakeUp)
                     continue
                 }
                 leaderActive = true
@@ -56,13 +78,17 @@ final class GroupCommit<S: ReplayedLog>: @unchecked Sendable {
                 lead()
                 lock.lock()
                 leaderActive = false
-                lock.broadcast()
+                // Everyone of the batch was woken by `publish`; whoever queued meanwhile waits
+                // for a leader, and the oldest of them becomes it (a writer arriving first may
+                // lead instead; the woken one then finds its outcome, or waits again).
+                if let next = queue.first { pthread_cond_signal(next.wakeUp) }
             }
         }
     }
 
-    /// Everything queued so far. Taken by the leader only once it holds the file lock, so that
-    /// writers that queued while it waited for another process's commit ride along.
+    /// Everything queued so far. Taken by the leader only once it holds the file lock and has
+    /// caught up with the file, so that writers that queued while it waited for another
+    /// process's commit (or read its records) ride along.
     func takeBatch() -> [Ticket] {
         lock.lock()
         defer { lock.unlock() }
@@ -71,14 +97,15 @@ final class GroupCommit<S: ReplayedLog>: @unchecked Sendable {
         return batch
     }
 
-    /// Publishes the outcomes of a batch all at once, at the end of the commit: a writer may be
-    /// woken by an earlier leader's broadcast at any moment, and must not find its outcome while
-    /// this leader still holds its closure.
+    /// Publishes the outcomes of a batch all at once, at the end of the commit, and wakes their
+    /// writers: a writer may also wake at any moment (spuriously, or handed the lead), and must
+    /// not find its outcome while this leader still holds its closure.
     func publish(_ outcomes: [(Ticket, Outcome)]) {
         lock.lock()
         for (ticket, outcome) in outcomes {
             ticket.decide = nil
             ticket.outcome = outcome
+            pthread_cond_signal(ticket.wakeUp)
         }
         lock.unlock()
     }

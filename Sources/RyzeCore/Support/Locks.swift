@@ -87,6 +87,9 @@ final class ConditionLock: @unchecked Sendable {
     func unlock() { pthread_mutex_unlock(mutex) }
     /// Call with the lock held.
     func wait() { pthread_cond_wait(condition, mutex) }
+    /// Call with the lock held: waits on a condition of the caller's instead of this lock's own
+    /// (targeted wake-ups: one condition per waiter, all used with this mutex).
+    func wait(on other: UnsafeMutablePointer<pthread_cond_t>) { pthread_cond_wait(other, mutex) }
     /// Call with the lock held. False once `deadline` (MonotonicClock nanoseconds) has passed;
     /// true on a wake-up before it, which may be spurious: callers check their condition again.
     func wait(until deadline: UInt64) -> Bool {
