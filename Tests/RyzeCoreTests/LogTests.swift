@@ -143,6 +143,37 @@ import Testing
         #expect(a.read { $0.instances.count } == 1)
     }
 
+    /// Another process's batch read before its append failed and was cut back (simulated: the
+    /// frame is written and counted by hand, then cut): the reader must not keep its records,
+    /// nor go on from an offset inside what the next writer appends there.
+    @Test func aReaderReplaysAfterAWriterCutABatchBack() throws {
+        let dir = TempDirectory()
+        let a = try LogStore(directory: dir.path)
+        let b = try LogStore(directory: dir.path)
+        try a.write { _ in (Self.samples[0], ()) }
+        let path = dir.path + "/events.log"
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+        let counter = try ChangeCounter(path: dir.path + "/events.seq")
+        let phantom = LogRecord.instanceCreated(account: "acme", name: "phantom", token: TokenDigest(of: "t9"), websocket: nil)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try h.seekToEnd()
+        try h.write(contentsOf: Data(LogFormat.frame(phantom)))
+        counter.bump()
+        try b.refresh()
+        #expect(b.read { $0.instance(account: "acme", name: "phantom") } != nil)   // read while "in flight"
+        // The append fails: cut back, counted, and the next batch goes where it was.
+        try h.truncate(atOffset: UInt64(size))
+        try h.close()
+        counter.bumpCutBacks()
+        counter.bump()
+        try a.write { _ in (Self.samples[1], ()) }
+        try b.refresh()
+        #expect(b.read { $0.instance(account: "acme", name: "phantom") } == nil)
+        #expect(b.read { $0.instance(account: "acme", name: "i1") } != nil)
+        try b.write { _ in (Self.samples[3], ()) }
+        #expect(try LogStore(directory: dir.path).read { $0.instance(account: "acme", name: "i1")?.websocket } == WebSocketConfig(enabled: false))
+    }
+
     @Test func refusedWriteAppendsNothing() throws {
         let dir = TempDirectory()
         let s = try LogStore(directory: dir.path)

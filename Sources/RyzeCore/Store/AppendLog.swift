@@ -38,6 +38,9 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
     /// ManagedAtomic: ManagedAtomic finds its storage through the class's runtime metadata on
     /// every access, a generic-metadata lookup that showed up in request-path profiles.
     private let appliedSeq = UnsafeAtomic<UInt64>.create(0)
+    /// The cut-back count (`ChangeCounter.loadCutBacks`) this process's state accounts for.
+    /// Guarded by `rw` (write), like `follower`.
+    private var seenCutBacks: UInt64 = 0
 
     /// The state, guarded by `rw`. Behind a pointer allocated once: reading `pointee` lends the
     /// state to a reader, where a stored property of this generic class was copied on every read
@@ -72,6 +75,7 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
         cell.initialize(to: S())
         try fileLock.withLock { () throws(StoreError) in
             try rw.withWriteLock { () throws(StoreError) in
+                seenCutBacks = counter.loadCutBacks()
                 try follower.reload(into: &cell.pointee, creating: true)
                 try follower.catchUp(into: &cell.pointee, holdingFileLock: true)
             }
@@ -92,6 +96,16 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
 
     public var logPath: String { files.log }
 
+    /// `follower.catchUp`, replaying instead when a writer cut the log back since this process
+    /// last caught up (see `ChangeCounter.loadCutBacks`). Call with `rw` held for writing. The
+    /// count is read before the file: a cut after this read is seen by the next call.
+    private func catchUp(holdingFileLock: Bool) throws(StoreError) {
+        let cuts = counter.loadCutBacks()
+        if cuts != seenCutBacks { follower.needsReload = true }
+        try follower.catchUp(into: &cell.pointee, holdingFileLock: holdingFileLock)
+        seenCutBacks = cuts
+    }
+
     // MARK: reading
 
     /// Costs one shared-memory load when nothing changed.
@@ -100,7 +114,7 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
         if seq == appliedSeq.load(ordering: .acquiring) { return }
         try rw.withWriteLock { () throws(StoreError) in
             if seq == appliedSeq.load(ordering: .acquiring) { return }
-            try follower.catchUp(into: &cell.pointee, holdingFileLock: false)
+            try catchUp(holdingFileLock: false)
             appliedSeq.store(seq, ordering: .releasing)
         }
     }
@@ -174,7 +188,7 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
             var fd: Int32 = -1
             let caughtUp: StoreError? = rw.withWriteLock {
                 do throws(StoreError) {
-                    try follower.catchUp(into: &cell.pointee, holdingFileLock: true)
+                    try catchUp(holdingFileLock: true)
                 } catch {
                     batch = group.takeBatch()
                     return error
@@ -218,10 +232,12 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
                     logger.critical("fdatasync failed: the log is indeterminate, this worker refuses writes until it is restarted", metadata: ["error": "\(e)"])
                 }
                 for ticket in appended { outcomes.append((ticket, .failed(storeError))) }
+                // The batch was cut back (LogWriter): other processes may have read some of it.
+                counter.bumpCutBacks()
                 rw.withWriteLock {
                     follower.needsReload = true
                     do {
-                        try follower.catchUp(into: &cell.pointee, holdingFileLock: true)
+                        try catchUp(holdingFileLock: true)
                     } catch {
                         logger.error("cannot replay the log after a failed append", metadata: ["error": "\(error)"])
                     }
@@ -271,7 +287,7 @@ public final class AppendLog<S: ReplayedLog>: @unchecked Sendable {
             if let unwritable { throw unwritable }
             return try fileLock.withLock { () throws(StoreError) -> CompactionResult? in
                 try rw.withWriteLock { () throws(StoreError) -> CompactionResult? in
-                    try follower.catchUp(into: &cell.pointee, holdingFileLock: true)
+                    try catchUp(holdingFileLock: true)
                     if onlyIfNeeded && !exceedsCompactionThreshold(cell.pointee) { return nil }
                     let before = (cell.pointee.recordCount, follower.appliedOffset)
                     try LogCompaction.rewrite(cell.pointee.liveRecords, kind: S.kind, files: files)
