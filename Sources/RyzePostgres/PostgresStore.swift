@@ -158,21 +158,10 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
             let started = Deadline.now
             let limit = UInt64(options.maxStalenessMilliseconds) * 1_000_000
             if started &- confirmedAt.load(ordering: .acquiring) <= limit { return }   // another thread did it
-            if started &- lastConfirmFailure < 1_000_000_000 {
-                throw .unavailable("PostgreSQL has not answered for over \(options.maxStalenessMilliseconds) ms")
-            }
             let target = hostChanges?.load()
-            // One attempt with a short deadline, no retry on a fresh connection: with the time the
-            // copy has already been stale, a silent server must still be a 503 within 2 s.
-            let deadline = Deadline.after(milliseconds: 500)
-            do throws(StoreError) {
-                let (c, _) = try pool.take(deadline: deadline)
-                defer { pool.give(c) }
-                try catchUp(c, deadline: deadline)
-            } catch {
-                lastConfirmFailure = Deadline.now
-                throw error
-            }
+            // A short deadline: with the time the copy has already been stale, a silent server
+            // must still be a 503 within 2 s.
+            try catchUpOnce(milliseconds: 500, refusal: "PostgreSQL has not answered for over \(options.maxStalenessMilliseconds) ms")
             // Only forward: the follower may have confirmed later meanwhile.
             var seen = confirmedAt.load(ordering: .relaxed)
             while seen < started && seen != 0 {
@@ -192,22 +181,25 @@ public final class PostgresStore: StateStore, @unchecked Sendable {
             // below sees it.
             let target = counter.load()
             guard hostSeen.load(ordering: .acquiring) != target else { return }
-            // As in `confirmNow`: one attempt, one deadline for connecting and the query, and
-            // after a failure the threads queued on this lock are refused at once for a second
-            // instead of each waiting out a deadline of its own (SPEC §7: a 503 within 2 s).
-            if Deadline.now &- lastConfirmFailure < 1_000_000_000 {
-                throw .unavailable("PostgreSQL did not answer a catch-up in the last second")
-            }
-            let deadline = Deadline.after(milliseconds: 1000)
-            do throws(StoreError) {
-                let (c, _) = try pool.take(deadline: deadline)
-                defer { pool.give(c) }
-                try catchUp(c, deadline: deadline)
-            } catch {
-                lastConfirmFailure = Deadline.now
-                throw error
-            }
+            try catchUpOnce(milliseconds: 1000, refusal: "PostgreSQL did not answer a catch-up in the last second")
             hostSeen.store(target, ordering: .releasing)
+        }
+    }
+
+    /// A request thread's catch-up, with `hostCatchUp` held: one attempt, one deadline for
+    /// connecting and the query, no retry on a fresh connection; and after a failure, every
+    /// thread queued on the lock is refused at once for a second (`refusal`) instead of each
+    /// waiting out a deadline of its own (SPEC §7: a 503 within 2 s).
+    private func catchUpOnce(milliseconds: Int, refusal: String) throws(StoreError) {
+        if Deadline.now &- lastConfirmFailure < 1_000_000_000 { throw .unavailable(refusal) }
+        let deadline = Deadline.after(milliseconds: milliseconds)
+        do throws(StoreError) {
+            let (c, _) = try pool.take(deadline: deadline)
+            defer { pool.give(c) }
+            try catchUp(c, deadline: deadline)
+        } catch {
+            lastConfirmFailure = Deadline.now
+            throw error
         }
     }
 
