@@ -1,3 +1,4 @@
+import RyzeCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,15 +57,8 @@ public final class DeliverLock {
         if n >= 32, bytes[0..<32].allSatisfy(isHex), n == 32 || bytes[32] == 0x0A {
             return String(decoding: bytes[0..<32], as: UTF8.self)
         }
-        var g = SystemRandomNumberGenerator()
-        let digits = Array("0123456789abcdef".utf8)
-        var line: [UInt8] = []
-        for _ in 0..<16 {
-            let b = UInt8.random(in: 0...255, using: &g)
-            line += [digits[Int(b >> 4)], digits[Int(b & 15)]]
-        }
-        let made = String(decoding: line, as: UTF8.self)
-        line.append(0x0A)
+        let made = Hex.lowercase(SecureRandom.bytes(16))
+        let line = Array((made + "\n").utf8)
         guard ftruncate(fd, 0) == 0, pwrite(fd, line, line.count, 0) == line.count, fsync(fd) == 0 else {
             throw Failure(description: "cannot write \(path): \(String(cString: strerror(errno)))")
         }

@@ -1,4 +1,5 @@
 import Crypto
+import RyzeCore
 
 /// GCRA on the Redis server, modelled on go-redis/redis_rate: one bucket per call, one round trip,
 /// and Redis's own clock (`TIME`), so the hosts' clocks never meet. Same arithmetic as `GCRA` in
@@ -26,12 +27,5 @@ enum GCRAScript {
         """
 
     /// What EVALSHA names it by: SHA-1 of the source, lower-case hex.
-    static let sha1: String = hex(Array(Insecure.SHA1.hash(data: Array(source.utf8))))
-
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for b in bytes { out += [digits[Int(b >> 4)], digits[Int(b & 15)]] }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static let sha1: String = Hex.lowercase(Insecure.SHA1.hash(data: Array(source.utf8)))
 }

@@ -26,6 +26,6 @@ enum RedisKeys {
                 material += Array("u/".utf8) + Array(text.utf8)
             }
         }
-        return prefix + kind + ":" + GCRAScript.hex(SHA256.hash(data: material).prefix(16))
+        return prefix + kind + ":" + Hex.lowercase(SHA256.hash(data: material).prefix(16))
     }
 }

@@ -63,12 +63,7 @@ public struct TokenDigest: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Hex of the first 8 bytes: enough to tell records apart in `log dump`, useless to an attacker.
-    public var description: String {
-        let hex = Array("0123456789abcdef".utf8)
-        var s: [UInt8] = []
-        for b in bytes.prefix(8) { s.append(hex[Int(b >> 4)]); s.append(hex[Int(b & 0xF)]) }
-        return "sha256:" + String(decoding: s, as: UTF8.self) + "…"
-    }
+    public var description: String { "sha256:" + Hex.lowercase(bytes.prefix(8)) + "…" }
 }
 
 public enum TokenGenerator {

@@ -32,12 +32,7 @@ public final class DeploymentKey: @unchecked Sendable {
         }
 
         /// Lower-case hex, 16 characters.
-        public var description: String {
-            let hex = Array("0123456789abcdef".utf8)
-            var s: [UInt8] = []
-            for b in bytes { s.append(hex[Int(b >> 4)]); s.append(hex[Int(b & 0xF)]) }
-            return String(decoding: s, as: UTF8.self)
-        }
+        public var description: String { Hex.lowercase(bytes) }
     }
 
     let key: SymmetricKey

@@ -1,7 +1,7 @@
 /// Random bytes for keys and secrets. `SystemRandomNumberGenerator` is the system CSPRNG
 /// (`getrandom(2)` on Linux), safe for cryptographic use and shared by every thread.
-enum SecureRandom {
-    static func bytes(_ count: Int) -> [UInt8] {
+public enum SecureRandom {
+    public static func bytes(_ count: Int) -> [UInt8] {
         var rng = SystemRandomNumberGenerator()
         var out: [UInt8] = []
         out.reserveCapacity(count + 7)
