@@ -19,7 +19,8 @@ import Glibc
 /// while its lease, as last confirmed, outlasts the attempt, measured on this host's monotonic
 /// clock from before the statement that set it, so that a deliverer cut off from PostgreSQL
 /// stops starting attempts before another deliverer may claim them. A dead deliverer's leases
-/// simply run out and its deliveries are claimed again: at least once, one deliverer at a time.
+/// run out and its deliveries are claimed again (at least once, one deliverer at a time), or
+/// are taken back at once by the next deliverer of its data directory (see `init`).
 ///
 /// Outcomes: `record` writes a batch in one transaction (delivered and dropped rows deleted,
 /// a retry with its new due time, a dead letter marked), each only while this deliverer still
@@ -155,6 +156,15 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
         account + "\u{1F}" + instance + "\u{1F}" + label
     }
 
+    /// Deliveries held now, by label key. Call with `mutex` held.
+    private func heldPerLabel() -> [String: Int] {
+        var perLabel: [String: Int] = [:]
+        for d in mirror.pending.values {
+            perLabel[Self.labelKey(account: d.event.account, instance: d.event.instance, label: d.label.name), default: 0] += 1
+        }
+        return perLabel
+    }
+
     // MARK: DeliverySource
 
     public func read<T, E: Error>(_ body: (DeliveryQueue) throws(E) -> T) throws(E) -> T {
@@ -219,11 +229,7 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
         // with that label excluded.
         for _ in 0..<4 {
             let (room, busy) = mutex.withLock { () -> (Int, [String]) in
-                var perLabel: [String: Int] = [:]
-                for d in mirror.pending.values {
-                    perLabel[Self.labelKey(account: d.event.account, instance: d.event.instance, label: d.label.name), default: 0] += 1
-                }
-                return (options.capacity - mirror.pending.count, perLabel.filter { $0.value >= options.perLabel }.map(\.key))
+                (options.capacity - mirror.pending.count, heldPerLabel().filter { $0.value >= options.perLabel }.map(\.key))
             }
             guard room > 0 else { break }
             let started = Self.now()
@@ -245,10 +251,7 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
             var surplus: [DeliveryID] = []
             var unreadable: [DeliveryID] = []
             mutex.withLock {
-                var perLabel: [String: Int] = [:]
-                for d in mirror.pending.values {
-                    perLabel[Self.labelKey(account: d.event.account, instance: d.event.instance, label: d.label.name), default: 0] += 1
-                }
+                var perLabel = heldPerLabel()
                 for i in 0..<r.rows {
                     let id = DeliveryID(r.int(i, 0))
                     guard let label = WebhookLabel(r.text(i, 4)), let type = EventType(rawValue: UInt8(clamping: r.int(i, 5))) else {
