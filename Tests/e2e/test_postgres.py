@@ -24,9 +24,9 @@ def pg():
     s.stop()
 
 
-def start_host(url, key, workers=2):
+def start_host(url, key, workers=2, args=()):
     # Every host holds the same deployment key: with --store none is made on first use.
-    return Deployment(workers=workers, threads=4, args=FAST + ["--store", url], secret_key=key).start()
+    return Deployment(workers=workers, threads=4, args=FAST + ["--store", url, *args], secret_key=key).start()
 
 
 @pytest.fixture

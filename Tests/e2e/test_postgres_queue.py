@@ -14,22 +14,15 @@ from conftest import FAST
 from harness import Deployment
 from pg_server import PgServer
 from test_delivery import Deliverer, Receiver, publish, save_hook, verified
-from test_postgres import account, cli, until
+from test_postgres import account, cli, pg, start_host, until   # noqa: F401 (pg: the fixture)
 
 FAST_RETRIES = ["--retry-schedule", "1s,1s,1s", "--webhook-timeout", "2"]
 # A lease of 2 + 12 s: a killed deliverer's deliveries are taken up by the other within about 14 s.
 SHARED = ["--allow-private-targets", "--lease-margin", "12", *FAST_RETRIES]
 
 
-@pytest.fixture(scope="module")
-def pg():
-    s = PgServer().start()
-    yield s
-    s.stop()
-
-
 def host(url, key):
-    return Deployment(workers=2, threads=4, args=FAST + ["--store", url, "--status-path", "/status"], secret_key=key).start()
+    return start_host(url, key, args=["--status-path", "/status"])
 
 
 @pytest.fixture
