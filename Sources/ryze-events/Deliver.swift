@@ -77,17 +77,16 @@ struct Deliver: ParsableCommand {
             // other hosts' deliverers (leases); the data directory keeps this host's lock and
             // in-flight counter only.
             let store = try data.openStateStore(follow: true)
+            try FileManager.default.createDirectory(atPath: data.path, withIntermediateDirectories: true)
+            lock = try DeliverLock(directory: data.path)
             let queue: any DeliverySource
             if let url = data.store {
-                try FileManager.default.createDirectory(atPath: data.path, withIntermediateDirectories: true)
-                lock = try DeliverLock(directory: data.path)
                 var options = PostgresDeliverySource.Options(timeout: webhookTimeout, concurrency: concurrency, perEndpoint: perEndpoint)
                 options.leaseSeconds = webhookTimeout + leaseMargin
                 queue = try PostgresDeliverySource(
                     url: url, identity: lock.identity, options: options,
                     counters: DeliveryCounters(path: data.path + "/" + LogKind.deliveries.name + ".counters"), logger: Logger(label: "ryze.queue"))
             } else {
-                lock = try DeliverLock(directory: data.path)
                 queue = try QueueStore(directory: data.path, autoCompactionFactor: compactFactor > 0 ? compactFactor : nil,
                                        logger: Logger(label: "ryze.queue"))
             }

@@ -71,13 +71,8 @@ public enum StreamChannel {
     }
 
     public static func id(account: String, instance: String, incarnation token: TokenDigest, epoch: UInt32 = 0) -> String {
-        let hex = Array("0123456789abcdef".utf8)
-        var tag: [UInt8] = []
-        tag.reserveCapacity(24)
-        for b in token.bytes.suffix(8) { tag.append(hex[Int(b >> 4)]); tag.append(hex[Int(b & 0xF)]) }
-        if epoch != 0 {
-            for shift in stride(from: 28, through: 0, by: -4) { tag.append(hex[Int((epoch >> UInt32(shift)) & 0xF)]) }
-        }
-        return account + "." + instance + "." + String(decoding: tag, as: UTF8.self)
+        var tag = Hex.lowercase(token.bytes.suffix(8))
+        if epoch != 0 { tag += withUnsafeBytes(of: epoch.bigEndian) { Hex.lowercase($0) } }
+        return account + "." + instance + "." + tag
     }
 }
