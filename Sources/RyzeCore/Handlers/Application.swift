@@ -128,7 +128,7 @@ public final class Application: Sendable {
 
     public func respond(to request: HTTPRequest) -> HTTPResponse {
         var state = RequestState(match: router.match(method: request.method, path: request.path))
-        return steps.pointee.handle(request, &state) { callHandler(request, $0) }
+        return steps.pointee.handle(request, &state) { callHandler($0, $1) }
     }
 
     /// The end of the pipeline: the route's handler, and the one place its errors become answers.

@@ -4,9 +4,9 @@ struct Authentication: Middleware {
     let store: any StateStore
     let memo: TokenMemo
 
-    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (HTTPRequest, inout RequestState) -> HTTPResponse) -> HTTPResponse {
         // A route open to anyone never looks at a token: none is hashed or looked up for it.
-        if state.endpoint?.access == .anyone { return next(&state) }
+        if state.endpoint?.access == .anyone { return next(request, &state) }
         if let token = TokenSource.token(in: request) {
             var principal: State.Principal?
             let (digest, hit) = memo.digest(of: token) { d in
@@ -19,7 +19,7 @@ struct Authentication: Middleware {
             // revocation takes effect at once.
             state.principal = hit ? store.principal(for: digest) : principal
         }
-        return next(&state)
+        return next(request, &state)
     }
 }
 
@@ -28,14 +28,14 @@ struct Authentication: Middleware {
 /// token on an account-only route, a publisher token anywhere but publishing, an account or
 /// instance token on publishing.
 struct Authorization: Middleware {
-    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
-        guard let endpoint = state.endpoint, endpoint.access != .anyone else { return next(&state) }
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (HTTPRequest, inout RequestState) -> HTTPResponse) -> HTTPResponse {
+        guard let endpoint = state.endpoint, endpoint.access != .anyone else { return next(request, &state) }
         if state.token == nil {
             return .error(.unauthorized, "Missing token in header, Authorization header, or query parameter")
         }
         guard let principal = state.principal, endpoint.access.admits(principal) else {
             return .error(.unauthorized, "Invalid token")
         }
-        return next(&state)
+        return next(request, &state)
     }
 }

@@ -4,10 +4,10 @@
 struct CORS: Middleware {
     let origins: Set<String>
 
-    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
-        guard !origins.isEmpty, let origin = request.headers[.origin], origins.contains(origin) else { return next(&state) }
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (HTTPRequest, inout RequestState) -> HTTPResponse) -> HTTPResponse {
+        guard !origins.isEmpty, let origin = request.headers[.origin], origins.contains(origin) else { return next(request, &state) }
         state.allowedOrigin = origin
-        var response = next(&state)
+        var response = next(request, &state)
         response.headers.append(("Access-Control-Allow-Origin", origin))
         response.headers.append(("Access-Control-Expose-Headers", "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"))
         response.headers.append(("Vary", "Origin"))
@@ -18,8 +18,8 @@ struct CORS: Middleware {
 /// OPTIONS on any path: an allowed origin gets the CORS preflight answer; anyone else 204 with
 /// `Allow` for a known path and 404 for an unknown one. After rate limiting, like any request.
 struct Preflight: Middleware {
-    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
-        guard request.method == "OPTIONS" else { return next(&state) }
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (HTTPRequest, inout RequestState) -> HTTPResponse) -> HTTPResponse {
+        guard request.method == "OPTIONS" else { return next(request, &state) }
         if state.allowedOrigin != nil {
             return HTTPResponse(status: .noContent, headers: [
                 ("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"),

@@ -6,14 +6,14 @@ struct FollowStore: Middleware {
     let store: any StateStore
     let logger: Logger
 
-    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (HTTPRequest, inout RequestState) -> HTTPResponse) -> HTTPResponse {
         do {
             try store.refresh()
         } catch {
             state.storeError = error
             logger.error("cannot follow the store", metadata: ["error": "\(error)"])
         }
-        return next(&state)
+        return next(request, &state)
     }
 }
 
@@ -22,11 +22,11 @@ struct FollowStore: Middleware {
 /// or SPEC §7's 503 when a shared store (PostgreSQL) is out of reach. Routes open to anyone read
 /// no state and pass.
 struct RequireFreshState: Middleware {
-    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (HTTPRequest, inout RequestState) -> HTTPResponse) -> HTTPResponse {
         if let error = state.storeError, let endpoint = state.endpoint, endpoint.access != .anyone {
             if error.isUnavailable { return .error(.serviceUnavailable, StoreError.unavailableMessage) }
             return .error(.internalServerError, endpoint.storeFailure.text(for: error))
         }
-        return next(&state)
+        return next(request, &state)
     }
 }

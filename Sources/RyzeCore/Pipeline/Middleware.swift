@@ -1,8 +1,13 @@
 /// One cross-cutting step of answering a request, in the manner of Hummingbird's middleware:
 /// it may answer by itself, or call `next` and change what comes back. Steps may not throw: each
 /// answers in the contract's envelope itself.
+///
+/// `next` takes the request back as an argument, and steps pass on the one they were given: a
+/// closure that captured the request instead copied it into its context, each of its strings
+/// and arrays retained and released again (counted with uprobes on a live worker: 8 of 48
+/// `swift_retain`, 8 of 65 `swift_release` and 7 of 30 `swift_bridgeObjectRetain` per GET).
 protocol Middleware: Sendable {
-    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (HTTPRequest, inout RequestState) -> HTTPResponse) -> HTTPResponse
 }
 
 /// What the steps learn about a request on its way through them.
@@ -46,8 +51,8 @@ final class Then<First: Middleware, Second: Middleware>: Middleware {
     }
 
     @inline(__always)
-    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
-        first.handle(request, &state) { self.second.handle(request, &$0, next: next) }
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (HTTPRequest, inout RequestState) -> HTTPResponse) -> HTTPResponse {
+        first.handle(request, &state) { self.second.handle($0, &$1, next: next) }
     }
 }
 

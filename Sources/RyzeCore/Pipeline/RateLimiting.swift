@@ -5,7 +5,7 @@
 struct RateLimiting: Middleware {
     let limiter: RateLimiter
 
-    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (HTTPRequest, inout RequestState) -> HTTPResponse) -> HTTPResponse {
         let bucket: RateLimiter.Bucket
         switch (state.principal, state.digest, state.endpoint?.bucket) {
         case (_, _, .anonymous?): bucket = .address(request.remoteAddress)
@@ -24,7 +24,7 @@ struct RateLimiting: Middleware {
                                                   reset: Int(GCRA.ceilSeconds(now + 1_000_000)), retryAfter: 1)
             return response
         }
-        var response = decision.allowed ? next(&state) : .error(.tooManyRequests, "Rate limit exceeded. Try again later.")
+        var response = decision.allowed ? next(request, &state) : .error(.tooManyRequests, "Rate limit exceeded. Try again later.")
         response.rateLimit = RateLimitHeaders(limit: decision.limit, remaining: decision.remaining, reset: Int(decision.resetSeconds),
                                               retryAfter: decision.allowed ? nil : Int(decision.retryAfterSeconds ?? 1))
         return response

@@ -1,10 +1,10 @@
 /// 404 `Route not found` for an unknown path, 405 with `Allow` for a known path and another
 /// method. Comes after rate limiting: probing paths costs a request too.
 struct RouteCheck: Middleware {
-    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (HTTPRequest, inout RequestState) -> HTTPResponse) -> HTTPResponse {
         switch state.match {
         case .found:
-            return next(&state)
+            return next(request, &state)
         case .notFound:
             return .error(.notFound, "Route not found")
         case .methodNotAllowed(let allowed):

@@ -5,8 +5,8 @@ struct StatusPageStep: Middleware {
     let path: String?
     unowned let application: Application
 
-    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (inout RequestState) -> HTTPResponse) -> HTTPResponse {
-        guard let path, request.method == "GET", request.path == path else { return next(&state) }
+    func handle(_ request: HTTPRequest, _ state: inout RequestState, next: (HTTPRequest, inout RequestState) -> HTTPResponse) -> HTTPResponse {
+        guard let path, request.method == "GET", request.path == path else { return next(request, &state) }
         try? application.store.refresh()
         return application.statusPage(request)
     }
