@@ -6,13 +6,15 @@
 #     nginx's own `return 200` (the ceiling) and a minimal C libfcgi program (the floor), with
 #     fastcgi_keep_conn off and on, the same processes x threads for the C program and ryze-events,
 #     wrk alternating between them for ROUNDS rounds;
+#   - the CPU per request (workers' and nginx's user and kernel time, the workers' reads and
+#     writes) of the floor and ryze-events with keep_conn on, CPU_ROUNDS rounds alternating;
 #   - durable POST writes/s with 16 clients, next to this disk's raw fdatasync rate;
 #   - instructions per GET inside the worker (callgrind, excluding libfcgi and the kernel), and
 #     user-space instructions per request of a whole live worker next to the C floor's (callgrind,
 #     one thread each, through the same nginx);
 #   - the limiter's and the request path's in-process cost; replay of a 1,000,000-record log.
 # Settings: PROCS (2), THREADS (4), ROUNDS (5), DURATION (4 s per wrk run), CONNECTIONS (32),
-# KEEPALIVE (4). Results: printed, and kept in bench/out/latest.txt.
+# KEEPALIVE (4), CPU_ROUNDS (3). Results: printed, and kept in bench/out/latest.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -94,6 +96,40 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# CPU per request, keep_conn on: where ryze-events' requests cost more than the floor's. Each
+# side's workers' and nginx's user and kernel time (/proc/PID/stat) and the workers' read and write
+# calls (/proc/PID/io) over a wrk run, divided by the requests it completed; CPU_ROUNDS rounds,
+# alternating, medians and ranges.
+CPU_ROUNDS=${CPU_ROUNDS:-3}
+echo "CPU per request, keep_conn on: $CPU_ROUNDS rounds x ${DURATION}s each..."
+HZ=$(getconf CLK_TCK)
+# sample PGREP_ARGS... -> "user_ticks system_ticks read_calls write_calls" summed over the processes
+sample() {
+    local u=0 s=0 r=0 w=0 p
+    for p in $(pgrep "$@"); do
+        read -r uu ss < <(awk '{ print $14, $15 }' "/proc/$p/stat")
+        u=$((u + uu)); s=$((s + ss))
+        r=$((r + $(awk '/^syscr/ { print $2 }' "/proc/$p/io"))); w=$((w + $(awk '/^syscw/ { print $2 }' "/proc/$p/io")))
+    done
+    echo "$u $s $r $w"
+}
+declare -A CPU
+for round in $(seq "$CPU_ROUNDS"); do
+    for who in floor ryze; do
+        if [ "$who" = floor ]; then pattern="^$DIR/fcgi-hello"; path=/floor; else pattern="^$BIN serve --data-dir $DIR/data"; path=/api/events/getWebsocket/bench; fi
+        read -r u0 s0 r0 w0 < <(sample -f "$pattern"); read -r nu0 ns0 _ _ < <(sample -P "$(cat "$DIR/nginx.pid")")
+        n=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -H "token: $TOKEN" "http://127.0.0.1:$PORT_KEEP$path" | awk '/requests in/ { print $1 }')
+        read -r u1 s1 r1 w1 < <(sample -f "$pattern"); read -r nu1 ns1 _ _ < <(sample -P "$(cat "$DIR/nginx.pid")")
+        for m in "wu $((u1 - u0))" "ws $((s1 - s0))" "nu $((nu1 - nu0))" "ns $((ns1 - ns0))"; do
+            set -- $m; CPU[$who-$1]+="$(awk -v t="$2" -v n="$n" -v hz="$HZ" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }') "
+        done
+        CPU[$who-rd]+="$(awk -v c=$((r1 - r0)) -v n="$n" 'BEGIN { printf "%.2f", c / n }') "
+        CPU[$who-wr]+="$(awk -v c=$((w1 - w0)) -v n="$n" 'BEGIN { printf "%.2f", c / n }') "
+    done
+done
+# median (min-max) of a list
+spread() { local v; v=$(tr ' ' '\n' | grep . | sort -g); printf '%s (%s-%s)' "$(echo "$v" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" "$(echo "$v" | head -1)" "$(echo "$v" | tail -1)"; }
 
 echo "write path: POST /api/events/websocket/bench, 16 clients..."
 read -r wps wp99 < <(CONNECTIONS=16 measure "http://127.0.0.1:$PORT_CLOSE/api/events/websocket/bench" -s bench/post.lua)
@@ -180,6 +216,13 @@ ratios() { printf '%s  (rounds:' "$(ratio "$(echo "${RPS[$1]}" | median)" "$(ech
     echo "ryze / C libfcgi floor, keep_conn off:  $(ratios ryze-close floor-close)"
     echo "ryze / C libfcgi floor, keep_conn on:   $(ratios ryze-keep floor-keep)"
     echo "ryze / nginx return 200, keep_conn on:  $(ratios ryze-keep ceiling-keep)"
+    echo
+    echo "CPU per request, keep_conn on (us; median (range) of $CPU_ROUNDS rounds):"
+    for who in floor ryze; do
+        printf '  %-6s worker user %-18s kernel %-18s nginx user %-18s kernel %-18s reads %-18s writes %s\n' "$who" \
+            "$(echo "${CPU[$who-wu]}" | spread)" "$(echo "${CPU[$who-ws]}" | spread)" "$(echo "${CPU[$who-nu]}" | spread)" \
+            "$(echo "${CPU[$who-ns]}" | spread)" "$(echo "${CPU[$who-rd]}" | spread)" "$(echo "${CPU[$who-wr]}" | spread)"
+    done
     echo
     echo "durable POST writes/s (16 clients):     $wps (p99 $wp99 ms)"
     echo "raw fdatasync/s on the data disk:       $FSYNC   ratio $(ratio "$wps" "$FSYNC")"
