@@ -109,6 +109,10 @@ public final class HTTPClient {
         _ = ryze_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(request.timeout * 1000))
         _ = ryze_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(request.connectTimeout * 1000))
         _ = ryze_curl_setopt_pointer(handle, CURLOPT_PROTOCOLS_STR, cString("http,https"))
+        // No proxy, whatever `http_proxy`/`https_proxy`/`all_proxy` say in the environment: a
+        // proxy would resolve and connect to the target itself, around the address the
+        // deliverer checked and pinned (SPEC §6.3's private-target rule). "" turns them off.
+        _ = ryze_curl_setopt_pointer(handle, CURLOPT_PROXY, cString(""))
         if let socket = request.unixSocket { _ = ryze_curl_setopt_pointer(handle, CURLOPT_UNIX_SOCKET_PATH, cString(socket)) }
         var resolve: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(resolve) }

@@ -99,11 +99,11 @@ class Deliverer:
         self.log = d.dir / "deliver.log"
         self.proc = None
 
-    def start(self, *args):
+    def start(self, *args, env=None):
         if args:
             self.args = list(args)
         self.proc = subprocess.Popen([BIN, "deliver", "--data-dir", str(self.d.data), *self.d.store_args, "--log-file", str(self.log), *self.args],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         return self
 
     def stop(self):
@@ -372,6 +372,26 @@ def test_private_targets_are_refused_without_the_flag(deployment, acct, receiver
     # With the flag, a retried dead letter goes through.
     deployment.cli("webhook", "dead", "retry", "--all")
     receiver.wait_for(lambda: receiver.hits("/dl7") and receiver.hits("/dl7b"), "the retried deliveries")
+
+
+def test_proxies_in_the_environment_are_not_used(deployment, acct, receiver, publisher, deliverer):
+    """A proxy would resolve and connect to the target itself, around the address the deliverer
+    checked (SPEC §6.3): `http_proxy` and `all_proxy` in the deliverer's environment are ignored."""
+    proxy = Receiver()   # answers 200 to anything, so a proxied delivery would count as delivered
+    deliverer.stop()
+    try:
+        env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy", "all_proxy")}
+        env.update(http_proxy=f"http://127.0.0.1:{proxy.server.server_port}", all_proxy=f"http://127.0.0.1:{proxy.server.server_port}")
+        deliverer.start(env=env)
+        deployment.create_instance(acct, "dl9")
+        save_hook(deployment, acct, "dl9", receiver.url("/dl9"))
+        publish(deployment, publisher, "dl9")
+        receiver.wait_for(lambda: receiver.hits("/dl9"), "the delivery, straight to the receiver")
+        assert proxy.requests == []
+    finally:
+        deliverer.stop()
+        deliverer.start()
+        proxy.close()
 
 
 def test_status_page_counts_the_queue(fresh, receiver):
