@@ -181,6 +181,71 @@ struct PostgresQueueTests {
         #expect(leased.int(0, 0) == 7)
     }
 
+    /// `count` pending deliveries of `label` (instance "shop"), due from `secondsAgo` on, one
+    /// millisecond apart: a backlog far quicker to make than by `enqueue`.
+    static func backlog(_ c: PGConnection, label: String, count: Int, secondsAgo: Int) throws {
+        try c.execute("""
+            INSERT INTO ryze_deliveries (event_id, account, instance, label, event, envelope, due)
+            SELECT $1 || g, 'acme', 'shop', $1, 1, '\\x7b7d'::bytea, now() - $3::int8 * interval '1 second' + g * interval '1 millisecond'
+            FROM generate_series(1, $2::int8) g
+            """, [.text(label), .int(Int64(count)), .int(Int64(secondsAgo))], deadline: .after(milliseconds: 10_000))
+    }
+
+    @Test func aLabelHeldAtItsBoundDoesNotHideTheOthersBehindItsBacklog() throws {
+        let url = try freshDatabase()
+        let q = try PostgresQueue(url: url)
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        // The stuck endpoint's backlog is due before anything of the healthy one.
+        try Self.backlog(c, label: "stuck", count: 5000, secondsAgo: 3600)
+        for i in 0..<6 { try q.enqueue(Self.event("ok\(i)", labels: ["healthy"])) }
+        let s = try Self.source(url, capacity: 8, perLabel: 4)
+        try s.claim()
+        func held(_ label: String) -> [DeliveryID] {
+            s.read { q in q.pending.filter { $0.value.label.name == label }.map(\.key) }
+        }
+        #expect(held("stuck").count == 4)
+        #expect(held("healthy").count == 4)
+        // What went back of "stuck" (a first round in due order took 8 of it) is free again.
+        let leased = try c.execute("SELECT count(*)::int8 FROM ryze_deliveries WHERE lease_holder IS NOT NULL", deadline: .after(milliseconds: 5000))
+        #expect(leased.int(0, 0) == 8)
+        // With "stuck" still at its bound, the next claims get the rest of "healthy".
+        #expect(try s.record(held("healthy").map { (.delivered(status: 200), $0, 1) }) == [true, true, true, true])
+        #expect(try s.claim().gained == 2)
+        #expect(held("healthy").count == 2 && held("stuck").count == 4)
+        #expect(try s.claim().gained == 0)
+    }
+
+    @Test func aClaimTakesTheOldestDueFirstAcrossLabels() throws {
+        let url = try freshDatabase()
+        _ = try PostgresQueue(url: url)
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        try Self.backlog(c, label: "a", count: 3, secondsAgo: 30)   // due 30 s ago and after
+        try Self.backlog(c, label: "b", count: 3, secondsAgo: 60)
+        try Self.backlog(c, label: "c", count: 3, secondsAgo: 10)
+        let s = try Self.source(url, capacity: 4, perLabel: 2)
+        try s.claim()
+        let ids = s.read { q in q.pending.values.map(\.event.id).sorted() }
+        #expect(ids == ["a1", "a2", "b1", "b2"])
+    }
+
+    @Test func theClaimIndexIsAddedToADatabaseAtVersion3() throws {
+        let url = try freshDatabase()
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        // As the binary before migration 4 left it, with a backlog already queued.
+        #expect(try Migrator.migrate(c, logger: .init(label: "test"), upTo: 3) == [1, 2, 3])
+        try Self.backlog(c, label: "stuck", count: 100, secondsAgo: 60)
+        try Self.backlog(c, label: "healthy", count: 2, secondsAgo: 1)
+        let s = try Self.source(url, capacity: 4, perLabel: 2)
+        #expect(try Migrator.migrate(c, logger: .init(label: "test")) == [])   // `source` applied it
+        let index = try c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'ryze_deliveries_label'", deadline: .after(milliseconds: 5000))
+        #expect(index.rows == 1 && index.text(0, 0).contains("(account, instance, label, due) WHERE (dead IS NOT TRUE)"))
+        let versions = try c.execute("SELECT max(version)::int8 FROM ryze_schema_migrations", deadline: .after(milliseconds: 5000))
+        #expect(versions.int(0, 0) == 4)
+        try s.claim()
+        #expect(Set(s.read { q in q.pending.values.map(\.label.name) }) == ["stuck", "healthy"])
+        #expect(s.read { $0.pending.count } == 4)
+    }
+
     @Test func aOneHostQueueIsCopiedWithItsAttemptsAndDeadLetters() throws {
         let url = try freshDatabase()
         let dir = NSTemporaryDirectory() + "ryze-q-" + UUID().uuidString
