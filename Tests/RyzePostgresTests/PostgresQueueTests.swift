@@ -246,6 +246,24 @@ struct PostgresQueueTests {
         #expect(s.read { $0.pending.count } == 4)
     }
 
+    @Test func theStatusOfALargeQueueIsCountedAtMostOnceASecond() throws {
+        let url = try freshDatabase()
+        var options = PostgresQueue.Options()
+        options.statusCountedAlwaysBelow = 100
+        let q = try PostgresQueue(url: url, options: options)
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        // Below the threshold every request counts afresh.
+        try Self.backlog(c, label: "a", count: 99, secondsAgo: 60)
+        #expect(q.status().queued == 99)
+        try q.enqueue(Self.event("e1"))
+        #expect(q.status().queued == 100)
+        // From there on, the figures are served for up to a second.
+        try q.enqueue(Self.event("e2"))
+        #expect(q.status().queued == 100)
+        usleep(1_100_000)
+        #expect(q.status().queued == 101)
+    }
+
     @Test func aOneHostQueueIsCopiedWithItsAttemptsAndDeadLetters() throws {
         let url = try freshDatabase()
         let dir = NSTemporaryDirectory() + "ryze-q-" + UUID().uuidString
