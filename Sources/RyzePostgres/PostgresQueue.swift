@@ -2,7 +2,7 @@ import Logging
 import RyzeCore
 
 /// The delivery queue and the dead letters in PostgreSQL (`ryze_deliveries`, schema migration
-/// 3; SPEC §7), as the workers, the status page, `webhook dead ...` and `store migrate` use
+/// 3, its claim index 4; SPEC §7), as the workers, the status page, `webhook dead ...` and `store migrate` use
 /// them. The deliverers' side (claims and leases) is `PostgresDeliverySource`.
 ///
 /// Every statement runs with a deadline on a pooled connection (one thread at a time, libpq's

@@ -3,7 +3,7 @@ import RyzeCore
 import Testing
 @testable import RyzePostgres
 
-/// The delivery queue in PostgreSQL (schema migration 3): claims with SKIP LOCKED, leases that
+/// The delivery queue in PostgreSQL (schema migrations 3 and 4): claims with SKIP LOCKED, leases that
 /// run out, outcomes, dead letters, and the copy of a one-host queue.
 @Suite(.enabled(if: postgresBase != nil, "RYZE_TEST_POSTGRES_URL is not set"), .serialized)
 struct PostgresQueueTests {
@@ -213,6 +213,38 @@ struct PostgresQueueTests {
         #expect(try s.claim().gained == 2)
         #expect(held("healthy").count == 2 && held("stuck").count == 4)
         #expect(try s.claim().gained == 0)
+    }
+
+    @Test func claimersAtOnceWithLabelsAtTheirBoundNeverGetTheSameDelivery() throws {
+        let url = try freshDatabase()
+        _ = try PostgresQueue(url: url)
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        try Self.backlog(c, label: "stuck", count: 2000, secondsAgo: 3600)
+        for k in 0..<20 { try Self.backlog(c, label: "l\(k)", count: 10, secondsAgo: 60 - k) }
+        let sources = try (0..<4).map { _ in try Self.source(url, capacity: 24, perLabel: 3) }
+        let failures = Counter()
+        DispatchQueue.concurrentPerform(iterations: sources.count) { k in
+            do {
+                for _ in 0..<4 {
+                    try sources[k].claim()
+                    let some = Array(Self.held(sources[k]).prefix(5))
+                    try sources[k].record(some.map { (.delivered(status: 200), $0, 1) })
+                }
+            } catch { failures.add() }
+        }
+        #expect(failures.value == 0)
+        // One after the other (claims at once may find rows the others hold and come back short).
+        for s in sources { try s.claim() }
+        let held = sources.map(Self.held)
+        for a in 0..<held.count { for b in (a + 1)..<held.count { #expect(held[a].isDisjoint(with: held[b])) } }
+        for s in sources {
+            let perLabel = s.read { q in Dictionary(grouping: q.pending.values, by: \.label.name).mapValues(\.count) }
+            #expect(perLabel.values.allSatisfy { $0 <= 3 })
+            #expect(perLabel["stuck"] == 3)
+            #expect(Self.held(s).count == 24)
+        }
+        let leased = try c.execute("SELECT count(*)::int8 FROM ryze_deliveries WHERE lease_holder IS NOT NULL", deadline: .after(milliseconds: 5000))
+        #expect(leased.int(0, 0) == 4 * 24)
     }
 
     @Test func aClaimTakesTheOldestDueFirstAcrossLabels() throws {
