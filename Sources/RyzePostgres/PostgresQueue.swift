@@ -2,8 +2,8 @@ import Logging
 import RyzeCore
 
 /// The delivery queue and the dead letters in PostgreSQL (`ryze_deliveries`, schema migration
-/// 3, its claim index 4; SPEC §7), as the workers, the status page, `webhook dead ...` and `store migrate` use
-/// them. The deliverers' side (claims and leases) is `PostgresDeliverySource`.
+/// 3, its claim index 4; SPEC §7), as the workers, the status page, `webhook dead ...` and
+/// `store migrate` use them. The deliverers' side (claims and leases) is `PostgresDeliverySource`.
 ///
 /// Every statement runs with a deadline on a pooled connection (one thread at a time, libpq's
 /// rule): an unreachable PostgreSQL is a `StoreError.unavailable` (503 for a publish), any
