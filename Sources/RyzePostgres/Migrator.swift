@@ -6,9 +6,10 @@ import RyzeCore
 /// advisory lock, and each migration commits in one transaction with its row in
 /// `ryze_schema_migrations`, so a crash leaves the schema at some whole version.
 enum Migrator {
-    /// Returns the versions it applied (empty when the schema was current).
+    /// Returns the versions it applied (empty when the schema was current). `upTo` stops at an
+    /// older version: tests use it to make a database as an older binary left it.
     @discardableResult
-    static func migrate(_ c: PGConnection, logger: Logger) throws(StoreError) -> [Int] {
+    static func migrate(_ c: PGConnection, logger: Logger, upTo: Int = Schema.latestVersion) throws(StoreError) -> [Int] {
         let deadline = Deadline.after(milliseconds: 60_000)
         // This session may wait for another starter's migrations: longer limits than a worker's.
         try c.run(script: "SET statement_timeout = 60000; SET lock_timeout = 60000", deadline: deadline)
@@ -28,7 +29,7 @@ enum Migrator {
             throw .unusable("the database's schema is at version \(newest), newer than this binary's \(Schema.latestVersion): upgrade ryze-events")
         }
         var done: [Int] = []
-        for m in Schema.migrations where !applied.contains(m.version) {
+        for m in Schema.migrations where m.version <= upTo && !applied.contains(m.version) {
             do {
                 try c.execute("BEGIN", deadline: deadline)
                 try c.run(script: m.sql, deadline: deadline)

@@ -3,7 +3,7 @@ import RyzeCore
 import Testing
 @testable import RyzePostgres
 
-/// The delivery queue in PostgreSQL (schema migration 3): claims with SKIP LOCKED, leases that
+/// The delivery queue in PostgreSQL (schema migrations 3 and 4): claims with SKIP LOCKED, leases that
 /// run out, outcomes, dead letters, and the copy of a one-host queue.
 @Suite(.enabled(if: postgresBase != nil, "RYZE_TEST_POSTGRES_URL is not set"), .serialized)
 struct PostgresQueueTests {
@@ -179,6 +179,121 @@ struct PostgresQueueTests {
         let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
         let leased = try c.execute("SELECT count(*)::int8 FROM ryze_deliveries WHERE lease_holder IS NOT NULL", deadline: .after(milliseconds: 5000))
         #expect(leased.int(0, 0) == 7)
+    }
+
+    /// `count` pending deliveries of `label` (instance "shop"), due from `secondsAgo` on, one
+    /// millisecond apart: a backlog far quicker to make than by `enqueue`.
+    static func backlog(_ c: PGConnection, label: String, count: Int, secondsAgo: Int) throws {
+        try c.execute("""
+            INSERT INTO ryze_deliveries (event_id, account, instance, label, event, envelope, due)
+            SELECT $1 || g, 'acme', 'shop', $1, 1, '\\x7b7d'::bytea, now() - $3::int8 * interval '1 second' + g * interval '1 millisecond'
+            FROM generate_series(1, $2::int8) g
+            """, [.text(label), .int(Int64(count)), .int(Int64(secondsAgo))], deadline: .after(milliseconds: 10_000))
+    }
+
+    @Test func aLabelHeldAtItsBoundDoesNotHideTheOthersBehindItsBacklog() throws {
+        let url = try freshDatabase()
+        let q = try PostgresQueue(url: url)
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        // The stuck endpoint's backlog is due before anything of the healthy one.
+        try Self.backlog(c, label: "stuck", count: 5000, secondsAgo: 3600)
+        for i in 0..<6 { try q.enqueue(Self.event("ok\(i)", labels: ["healthy"])) }
+        let s = try Self.source(url, capacity: 8, perLabel: 4)
+        try s.claim()
+        func held(_ label: String) -> [DeliveryID] {
+            s.read { q in q.pending.filter { $0.value.label.name == label }.map(\.key) }
+        }
+        #expect(held("stuck").count == 4)
+        #expect(held("healthy").count == 4)
+        // What went back of "stuck" (a first round in due order took 8 of it) is free again.
+        let leased = try c.execute("SELECT count(*)::int8 FROM ryze_deliveries WHERE lease_holder IS NOT NULL", deadline: .after(milliseconds: 5000))
+        #expect(leased.int(0, 0) == 8)
+        // With "stuck" still at its bound, the next claims get the rest of "healthy".
+        #expect(try s.record(held("healthy").map { (.delivered(status: 200), $0, 1) }) == [true, true, true, true])
+        #expect(try s.claim().gained == 2)
+        #expect(held("healthy").count == 2 && held("stuck").count == 4)
+        #expect(try s.claim().gained == 0)
+    }
+
+    @Test func claimersAtOnceWithLabelsAtTheirBoundNeverGetTheSameDelivery() throws {
+        let url = try freshDatabase()
+        _ = try PostgresQueue(url: url)
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        try Self.backlog(c, label: "stuck", count: 2000, secondsAgo: 3600)
+        for k in 0..<20 { try Self.backlog(c, label: "l\(k)", count: 10, secondsAgo: 60 - k) }
+        let sources = try (0..<4).map { _ in try Self.source(url, capacity: 24, perLabel: 3) }
+        let failures = Counter()
+        DispatchQueue.concurrentPerform(iterations: sources.count) { k in
+            do {
+                for _ in 0..<4 {
+                    try sources[k].claim()
+                    let some = Array(Self.held(sources[k]).prefix(5))
+                    try sources[k].record(some.map { (.delivered(status: 200), $0, 1) })
+                }
+            } catch { failures.add() }
+        }
+        #expect(failures.value == 0)
+        // One after the other (claims at once may find rows the others hold and come back short).
+        for s in sources { try s.claim() }
+        let held = sources.map(Self.held)
+        for a in 0..<held.count { for b in (a + 1)..<held.count { #expect(held[a].isDisjoint(with: held[b])) } }
+        for s in sources {
+            let perLabel = s.read { q in Dictionary(grouping: q.pending.values, by: \.label.name).mapValues(\.count) }
+            #expect(perLabel.values.allSatisfy { $0 <= 3 })
+            #expect(perLabel["stuck"] == 3)
+            #expect(Self.held(s).count == 24)
+        }
+        let leased = try c.execute("SELECT count(*)::int8 FROM ryze_deliveries WHERE lease_holder IS NOT NULL", deadline: .after(milliseconds: 5000))
+        #expect(leased.int(0, 0) == 4 * 24)
+    }
+
+    @Test func aClaimTakesTheOldestDueFirstAcrossLabels() throws {
+        let url = try freshDatabase()
+        _ = try PostgresQueue(url: url)
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        try Self.backlog(c, label: "a", count: 3, secondsAgo: 30)   // due 30 s ago and after
+        try Self.backlog(c, label: "b", count: 3, secondsAgo: 60)
+        try Self.backlog(c, label: "c", count: 3, secondsAgo: 10)
+        let s = try Self.source(url, capacity: 4, perLabel: 2)
+        try s.claim()
+        let ids = s.read { q in q.pending.values.map(\.event.id).sorted() }
+        #expect(ids == ["a1", "a2", "b1", "b2"])
+    }
+
+    @Test func theClaimIndexIsAddedToADatabaseAtVersion3() throws {
+        let url = try freshDatabase()
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        // As the binary before migration 4 left it, with a backlog already queued.
+        #expect(try Migrator.migrate(c, logger: .init(label: "test"), upTo: 3) == [1, 2, 3])
+        try Self.backlog(c, label: "stuck", count: 100, secondsAgo: 60)
+        try Self.backlog(c, label: "healthy", count: 2, secondsAgo: 1)
+        let s = try Self.source(url, capacity: 4, perLabel: 2)
+        #expect(try Migrator.migrate(c, logger: .init(label: "test")) == [])   // `source` applied it
+        let index = try c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'ryze_deliveries_label'", deadline: .after(milliseconds: 5000))
+        #expect(index.rows == 1 && index.text(0, 0).contains("(account, instance, label, due) WHERE (dead IS NOT TRUE)"))
+        let versions = try c.execute("SELECT max(version)::int8 FROM ryze_schema_migrations", deadline: .after(milliseconds: 5000))
+        #expect(versions.int(0, 0) == 4)
+        try s.claim()
+        #expect(Set(s.read { q in q.pending.values.map(\.label.name) }) == ["stuck", "healthy"])
+        #expect(s.read { $0.pending.count } == 4)
+    }
+
+    @Test func theStatusOfALargeQueueIsCountedAtMostOnceASecond() throws {
+        let url = try freshDatabase()
+        var options = PostgresQueue.Options()
+        options.statusCountedAlwaysBelow = 100
+        let q = try PostgresQueue(url: url, options: options)
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        // Below the threshold every request counts afresh.
+        try Self.backlog(c, label: "a", count: 99, secondsAgo: 60)
+        #expect(q.status().queued == 99)
+        try q.enqueue(Self.event("e1"))
+        #expect(q.status().queued == 100)
+        // From there on, the figures are served for up to a second.
+        try q.enqueue(Self.event("e2"))
+        #expect(q.status().queued == 100)
+        usleep(1_100_000)
+        #expect(q.status().queued == 101)
     }
 
     @Test func aOneHostQueueIsCopiedWithItsAttemptsAndDeadLetters() throws {
