@@ -83,6 +83,8 @@ import Testing
         #expect(t.call("GET", "/api/instance/list?instanceName=a,nope", token: t.accountToken).json?["instances"]?.names == ["a"])
         #expect(t.call("GET", "/api/instance/list?instanceName=nope", token: t.accountToken).message == "Instance not found")
         #expect(t.call("GET", "/api/instance/list?instanceName=nope,other", token: t.accountToken).message == "0 Instances found")
+        // A malformed escape is a name as sent, which cannot exist; never "" (no filter at all).
+        #expect(t.call("GET", "/api/instance/list?instanceName=%ZZ", token: t.accountToken).message == "Instance not found")
         #expect(t.call("GET", "/api/instance/list?instanceName=a", token: b).json?["instances"]?.names == ["b"])
         let del = t.call("DELETE", "/api/instance/delete/b", token: t.accountToken)
         #expect(del.message == "Instance deleted")

@@ -60,6 +60,18 @@ import Testing
         #expect(bad.status == .created && bad.json?["instance"]?["webhook"] == .null)
     }
 
+    @Test func aMalformedLabelInTheQueryNamesNoLabelNotDefault() throws {
+        let t = try TestApp()
+        _ = try t.createInstance("a")
+        #expect(t.call("POST", "/api/events/webhook/a", token: t.accountToken, body: #"{"enabled":true,"url":"https://hooks.example/x"}"#).status == .ok)
+        for query in ["%ZZ", "%", "%2", "%FF"] {
+            #expect(t.call("GET", "/api/events/webhook/a?label=\(query)", token: t.accountToken).message == "Webhook not found")
+            #expect(t.call("DELETE", "/api/events/webhook/a?label=\(query)", token: t.accountToken).message == "Webhook not found")
+        }
+        #expect(t.call("GET", "/api/events/webhook/a?label=", token: t.accountToken).message == "Webhook configuration retrieved")
+        #expect(t.call("DELETE", "/api/events/webhook/a?label=%64efault", token: t.accountToken).message == "Webhook deleted")
+    }
+
     @Test func webhooksSurviveReplayAndCompaction() throws {
         let t = try TestApp()
         _ = try t.createInstance("a")

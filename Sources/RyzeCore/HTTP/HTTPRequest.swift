@@ -72,11 +72,16 @@ public struct HTTPRequest: Sendable {
     }
 
     /// First value of a query parameter, percent-decoded (`+` means space, as in forms).
+    ///
+    /// A value whose escapes are malformed (`%ZZ`, a `%` at the end, not UTF-8 once decoded) comes
+    /// back as sent, never as `""`: an empty value means something of its own (`?label=` is
+    /// `default`), and a name with a `%` in it is never a valid label or instance name, so
+    /// `?label=%ZZ` finds nothing (404) instead of deleting `default`.
     public func queryValue(_ name: String) -> String? {
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let rawKey = parts.first, PercentDecoding.decode(rawKey, plusIsSpace: true) == name else { continue }
-            return parts.count > 1 ? PercentDecoding.decode(parts[1], plusIsSpace: true) ?? "" : ""
+            return parts.count > 1 ? PercentDecoding.decode(parts[1], plusIsSpace: true) ?? String(parts[1]) : ""
         }
         return nil
     }
