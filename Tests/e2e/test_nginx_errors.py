@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -299,6 +300,36 @@ def test_every_server_block_includes_the_error_pages_and_intercepts_nothing():
         assert not re.search(r"^\s*error_page", text, re.M)
     for text in (example, template, ERRORS_CONF.read_text()):
         assert not re.search(r"^\s*fastcgi_intercept_errors\s+on", text, re.M)
+
+
+def test_the_access_log_of_the_example_never_holds_a_query(tmp_path):
+    """SPEC §2: tokens are never logged, and `?token=` carries one. The example's API server logs
+    with its own format, without the request line, the query or the referer; that format is one
+    nginx accepts, and a request with a token in its query leaves no trace of it in the log."""
+    example = (ROOT / "nginx.conf.example").read_text()
+    fmt = re.search(r"^log_format ryze_events .*?;$", example, re.M | re.S)[0]
+    for variable in ("$request ", "$request\"", "$request_uri", "$args", "$query_string", "$is_args", "$arg_", "$http_referer"):
+        assert variable not in fmt, variable
+    [api_server] = [block for block in example.split("\nserver {")[1:] if "fastcgi_pass ryze_events" in block]
+    assert re.search(r"^    access_log \S+ ryze_events;$", api_server, re.M)
+    assert re.search(r"^    access_log off;$", api_server, re.M) is None
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"""pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}
+http {{ {fmt}
+  server {{ listen 127.0.0.1:{port}; access_log {tmp_path}/access.log ryze_events; location / {{ return 200 "ok"; }} }} }}
+""")
+    subprocess.run(["nginx", "-c", str(conf), "-p", str(tmp_path)], check=True)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ws/shop?token=never-logged-token-1234", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        subprocess.run(["nginx", "-c", str(conf), "-p", str(tmp_path), "-s", "quit"], check=True)
+    deadline = time.time() + 5
+    while (tmp_path / "nginx.pid").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    log = (tmp_path / "access.log").read_text()
+    assert "GET /ws/shop HTTP/1.1" in log and "never-logged" not in log and "token" not in log
 
 
 def test_the_readme_lists_every_message():

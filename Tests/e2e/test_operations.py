@@ -156,7 +156,9 @@ def test_nginx_conf_example_passes_nginx_t_with_its_params_file(tmp_path):
     shutil.copy(ROOT / "deploy" / "nginx-errors.conf", tmp_path / "ryze-events-errors.conf")
     site = (ROOT / "nginx.conf.example").read_text()
     assert "listen unix:/run/ryze-events/fanout.sock;" in site
-    (tmp_path / "site.conf").write_text(site.replace("/run/ryze-events/fanout.sock", f"{tmp_path}/fanout.sock"))
+    assert "/var/log/nginx/ryze-events.access.log" in site   # moved too: nginx -t opens it
+    (tmp_path / "site.conf").write_text(site.replace("/run/ryze-events/fanout.sock", f"{tmp_path}/fanout.sock")
+                                        .replace("/var/log/nginx/ryze-events.access.log", f"{tmp_path}/access.log"))
     (tmp_path / "nginx.conf").write_text(
         "load_module /usr/lib/nginx/modules/ngx_nchan_module.so;\n"
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
