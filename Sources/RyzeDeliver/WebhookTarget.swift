@@ -23,6 +23,10 @@ struct WebhookTarget: Sendable {
         guard let hook = instance.webhooks[delivery.label] else { return .drop(reason: "label deleted") }
         let c = hook.config
         guard c.enabled else { return .drop(reason: "label disabled") }
+        // Enabled again, or saved again after a delete, or on an instance deleted and made again,
+        // since the event was queued: another life of the label, which never gets the old one's
+        // deliveries (see `StoredWebhook.generation`).
+        guard hook.generation == delivery.labelGeneration else { return .drop(reason: "label deleted or disabled since queued") }
         let url = c.byEvents ? c.url + "/" + e.type.name : c.url
         guard let endpoint = Endpoint(url: url) else { return .drop(reason: "url unusable") }
         return .send(WebhookTarget(url: url, endpoint: endpoint, mediaBase64: c.mediaBase64, webhook: hook))
@@ -70,15 +74,18 @@ struct Endpoint: Hashable, Sendable, CustomStringConvertible {
     var description: String { "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
 }
 
-/// `WebhookTarget.lookup` remembered per label and event type, for one version of the
-/// configuration (`removeAll` when it changes): the scheduler looks up every delivery it
-/// indexes and every one it hands out, and a backlog is mostly many deliveries to few labels.
+/// `WebhookTarget.lookup` remembered per label, label generation and event type, for one
+/// version of the configuration (`removeAll` when it changes): the scheduler looks up every
+/// delivery it indexes and every one it hands out, and a backlog is mostly many deliveries to
+/// few labels. (The generation is part of the key because the answer depends on it: deliveries
+/// of one label queued for an earlier life of it are dropped, the others sent.)
 /// Scheduler thread only.
 struct TargetCache {
     private struct Key: Hashable {
         let account: String
         let instance: String
         let label: String
+        let generation: UInt64
         let type: UInt8
     }
 
@@ -86,7 +93,8 @@ struct TargetCache {
 
     mutating func lookup(_ delivery: DeliveryQueue.Delivery, in state: State) -> WebhookTarget.Lookup {
         let e = delivery.event
-        let key = Key(account: e.account, instance: e.instance, label: delivery.label.name, type: e.type.rawValue)
+        let key = Key(account: e.account, instance: e.instance, label: delivery.label.name, generation: delivery.labelGeneration,
+                      type: e.type.rawValue)
         if let known = lookups[key] { return known }
         let found = WebhookTarget.lookup(delivery, in: state)
         lookups[key] = found

@@ -233,7 +233,7 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
             WHERE NOT dead AND due <= now() AND (lease_until IS NULL OR lease_until < now())
             ORDER BY due LIMIT $3::int8
             FOR UPDATE SKIP LOCKED)
-        RETURNING d.id, d.event_id, d.account, d.instance, d.label, d.event::int8, d.envelope, d.attempts::int8, d.last_error
+        RETURNING d.id, d.event_id, d.account, d.instance, d.label, d.event::int8, d.envelope, d.attempts::int8, d.last_error, d.generation
         """
 
     /// The claim while some label is held at its bound: the walk in `due` order would pass
@@ -292,7 +292,7 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
         )
         UPDATE ryze_deliveries d SET lease_holder = $1, lease_until = now() + $2::int8 * interval '1 millisecond'
         FROM picked WHERE d.id = picked.id
-        RETURNING d.id, d.event_id, d.account, d.instance, d.label, d.event::int8, d.envelope, d.attempts::int8, d.last_error
+        RETURNING d.id, d.event_id, d.account, d.instance, d.label, d.event::int8, d.envelope, d.attempts::int8, d.last_error, d.generation
         """
 
     /// Claims what there is room for; returns how many deliveries it now holds more, and
@@ -342,7 +342,7 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
                     // Due at once in the view (the database found it due); the deliverer's
                     // own index and endpoint pauses decide when it is sent.
                     let event = QueuedEvent(id: r.text(i, 1), account: account, instance: instance, event: type, envelope: r.bytes(i, 6),
-                                            labels: [label], queuedAt: 0)
+                                            labels: [label], generations: [UInt64(bitPattern: r.int(i, 9))], queuedAt: 0)
                     mirror.apply(.queued(event: event, ids: [id]))
                     let attempts = UInt32(clamping: r.int(i, 7))
                     if attempts > 0 { mirror.apply(.attemptFailed(id: id, attempt: attempts, at: 0, nextDue: 0, error: r.text(i, 8))) }

@@ -56,10 +56,11 @@ public final class PostgresQueue: EventQueue, DeadLetterQueue, @unchecked Sendab
         let deadline = self.deadline
         try pool.with(deadline: deadline) { c throws(StoreError) in
             try c.execute("""
-                INSERT INTO ryze_deliveries (event_id, account, instance, label, event, envelope)
-                SELECT $1, $2, $3, l, $4::int2, $5 FROM unnest($6::text[]) AS l
+                INSERT INTO ryze_deliveries (event_id, account, instance, label, event, envelope, generation)
+                SELECT $1, $2, $3, l, $4::int2, $5, g FROM unnest($6::text[], $7::int8[]) AS u(l, g)
                 """, [.text(event.id), .text(event.account), .text(event.instance), .int(Int64(event.event.rawValue)),
-                      .bytes(event.envelope), .textArray(event.labels.map(\.name))], deadline: deadline)
+                      .bytes(event.envelope), .textArray(event.labels.map(\.name)),
+                      .intArray(event.generations.map { Int64(bitPattern: $0) })], deadline: deadline)
         }
     }
 
@@ -170,13 +171,14 @@ public final class PostgresQueue: EventQueue, DeadLetterQueue, @unchecked Sendab
             for d in all {
                 try c.execute("""
                     INSERT INTO ryze_deliveries (event_id, account, instance, label, event, envelope, attempts, due, last_error,
-                                                 dead, dead_at, queued_at)
+                                                 dead, dead_at, queued_at, generation)
                     VALUES ($1, $2, $3, $4, $5::int2, $6, $7::int4, to_timestamp($8::int8 / 1000000.0), $9,
-                            $10::bool, CASE WHEN $10::bool THEN to_timestamp($11::int8 / 1000000.0) END, to_timestamp($12::int8 / 1000000.0))
+                            $10::bool, CASE WHEN $10::bool THEN to_timestamp($11::int8 / 1000000.0) END, to_timestamp($12::int8 / 1000000.0),
+                            $13::int8)
                     """, [.text(d.event.id), .text(d.event.account), .text(d.event.instance), .text(d.label.name),
                           .int(Int64(d.event.type.rawValue)), .bytes(d.event.envelope), .int(Int64(d.attempts)),
                           .int(Int64(clamping: d.nextDue)), .text(d.lastError), .bool(d.isDead), .int(Int64(clamping: d.deadSince ?? 0)),
-                          .int(Int64(clamping: d.event.queuedAt))], deadline: deadline)
+                          .int(Int64(clamping: d.event.queuedAt)), .int(Int64(bitPattern: d.labelGeneration))], deadline: deadline)
             }
         }
         return (queue.pending.count, queue.dead.count)

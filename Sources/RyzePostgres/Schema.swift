@@ -129,6 +129,14 @@ enum Schema {
         Migration(version: 4, name: "delivery queue per-label index", sql: """
             CREATE INDEX ryze_deliveries_label ON ryze_deliveries (account, instance, label, due) WHERE dead IS NOT TRUE;
             """),
+        // Which life of a label a webhook row is, and which one each delivery was queued for
+        // (`StoredWebhook.generation`): a delivery is sent only to the life it was queued for,
+        // never to a label saved again after a delete or a disable, or on a re-created
+        // instance. 0: from before this migration (the rows of both tables, so they still match).
+        Migration(version: 5, name: "webhook label generations", sql: """
+            ALTER TABLE ryze_webhooks ADD COLUMN generation int8 NOT NULL DEFAULT 0;
+            ALTER TABLE ryze_deliveries ADD COLUMN generation int8 NOT NULL DEFAULT 0;
+            """),
     ]
 
     static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }

@@ -30,15 +30,17 @@ enum StateTables {
             let c0 = h.config
             try c.execute("""
                 INSERT INTO ryze_webhooks (account, instance, label, enabled, url, by_events, events, media_base64,
-                                           key_id, sealed_authorization, sealed_signing_secret)
-                VALUES ($1, $2, $3, $4::bool, $5, $6::bool, $7, $8::bool, $9, $10, $11)
+                                           key_id, sealed_authorization, sealed_signing_secret, generation)
+                VALUES ($1, $2, $3, $4::bool, $5, $6::bool, $7, $8::bool, $9, $10, $11, $12::int8)
                 ON CONFLICT (account, instance, label) DO UPDATE SET
                     enabled = EXCLUDED.enabled, url = EXCLUDED.url, by_events = EXCLUDED.by_events,
                     events = EXCLUDED.events, media_base64 = EXCLUDED.media_base64, key_id = EXCLUDED.key_id,
-                    sealed_authorization = EXCLUDED.sealed_authorization, sealed_signing_secret = EXCLUDED.sealed_signing_secret
+                    sealed_authorization = EXCLUDED.sealed_authorization, sealed_signing_secret = EXCLUDED.sealed_signing_secret,
+                    generation = EXCLUDED.generation
                 """, [.text(account), .text(name), .text(c0.label.name), .bool(c0.enabled), .text(c0.url), .bool(c0.byEvents),
                       .text(eventText(c0.events)), .bool(c0.mediaBase64), .bytes(h.keyID.bytes),
-                      .bytes(h.sealedAuthorization), .bytes(h.sealedSigningSecret)], deadline: deadline)
+                      .bytes(h.sealedAuthorization), .bytes(h.sealedSigningSecret), .int(Int64(bitPattern: h.generation))],
+                deadline: deadline)
         case let .webhookDeleted(account, name, label):
             try c.execute("DELETE FROM ryze_webhooks WHERE account = $1 AND instance = $2 AND label = $3",
                           [.text(account), .text(name), .text(label.name)], deadline: deadline)
@@ -93,7 +95,7 @@ enum StateTables {
             }
             let webhooks = try c.execute("""
                 SELECT account, instance, label, enabled, url, by_events, events, media_base64, key_id,
-                       sealed_authorization, sealed_signing_secret
+                       sealed_authorization, sealed_signing_secret, generation
                 FROM ryze_webhooks ORDER BY account, instance, label
                 """, deadline: deadline)
             for r in 0..<webhooks.rows {
@@ -105,7 +107,8 @@ enum StateTables {
                                            byEvents: webhooks.bool(r, 5), events: events(webhooks.text(r, 6)),
                                            mediaBase64: webhooks.bool(r, 7))
                 records.append(.webhookSaved(account: account, name: name, webhook: StoredWebhook(
-                    config: config, sealedAuthorization: webhooks.bytes(r, 9), sealedSigningSecret: webhooks.bytes(r, 10), keyID: keyID)))
+                    config: config, sealedAuthorization: webhooks.bytes(r, 9), sealedSigningSecret: webhooks.bytes(r, 10), keyID: keyID,
+                    generation: UInt64(bitPattern: webhooks.int(r, 11)))))
             }
             if ownTransaction { try c.execute("COMMIT", deadline: deadline) }
             var state = State()

@@ -39,6 +39,26 @@ import Testing
         #expect(nested.bytes.withUnsafeBytes { QueueRecord.decode($0) } == nil)
     }
 
+    @Test func generationsAreType10AndSurviveCompaction() throws {
+        var e = Self.event("evt_g", labels: ["default", "crm"])
+        let plain = QueueRecord.queued(event: e, ids: [1, 2])
+        e.generations = [0, 0x0102_0304_0506_0708]
+        let with = QueueRecord.queued(event: e, ids: [1, 2])
+        #expect(plain.encode().first == 1 && with.encode().first == 10)
+        for r in [plain, with] {
+            let bytes = r.encode()
+            #expect(bytes.withUnsafeBytes { QueueRecord.decode($0) } == r)
+            #expect((bytes + [0]).withUnsafeBytes { QueueRecord.decode($0) } == nil)
+            #expect(bytes.dropLast().withUnsafeBytes { QueueRecord.decode($0) } == nil)
+        }
+        var q = DeliveryQueue()
+        q.apply(with)
+        #expect(q.pending[2]?.labelGeneration == 0x0102_0304_0506_0708 && q.pending[1]?.labelGeneration == 0)
+        var compacted = DeliveryQueue()
+        for r in q.liveRecords { compacted.apply(r) }
+        #expect(compacted.pending.mapValues(\.labelGeneration) == q.pending.mapValues(\.labelGeneration))
+    }
+
     @Test func longErrorsAreCutOnACharacterBoundary() {
         let long = String(repeating: "é", count: 400)
         let r = QueueRecord.attemptFailed(id: 1, attempt: 1, at: 0, nextDue: 0, error: long)

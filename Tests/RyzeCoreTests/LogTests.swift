@@ -27,6 +27,26 @@ import Testing
         }
     }
 
+    @Test func aWebhookWithAGenerationIsType12AndOneWithoutStaysType6() throws {
+        let key = DeploymentKey.ID(bytes: [UInt8](repeating: 3, count: DeploymentKey.ID.byteCount))!
+        var hook = StoredWebhook(config: WebhookConfig(label: .default, enabled: true, url: "https://hooks.example/x"),
+                                 sealedAuthorization: [], sealedSigningSecret: [1, 2, 3], keyID: key)
+        let before = LogRecord.webhookSaved(account: "acme", name: "shop", webhook: hook)
+        hook.generation = 0x0102_0304_0506_0708
+        let after = LogRecord.webhookSaved(account: "acme", name: "shop", webhook: hook)
+        #expect(before.encode().first == 6 && after.encode().first == 12)
+        #expect(after.encode() == [12] + before.encode().dropFirst() + [8, 7, 6, 5, 4, 3, 2, 1])
+        for r in [before, after, .batch([after, .webhookDeleted(account: "acme", name: "shop", label: .default)])] {
+            let bytes = r.encode()
+            #expect(bytes.withUnsafeBytes { LogRecord.decode($0) } == r)
+            #expect((bytes + [0]).withUnsafeBytes { LogRecord.decode($0) } == nil)
+            #expect(bytes.dropLast().withUnsafeBytes { LogRecord.decode($0) } == nil)
+        }
+        // Type 12 with a generation of 0 is not something this version writes: damage.
+        let zero = [12] + before.encode().dropFirst() + [UInt8](repeating: 0, count: 8)
+        #expect(zero.withUnsafeBytes { LogRecord.decode($0) } == nil)
+    }
+
     @Test func crc32cKnownValue() {
         // The standard check value of CRC-32C.
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)

@@ -60,6 +60,36 @@ import Testing
         #expect(bad.status == .created && bad.json?["instance"]?["webhook"] == .null)
     }
 
+    @Test func aLabelKeepsItsGenerationWhileEnabledAndGetsANewOneWhenItComesBack() throws {
+        let t = try TestApp()
+        _ = try t.createInstance("a")
+        func generation(_ label: String = "default") -> UInt64? {
+            t.store.read { $0.instance(account: "acme", name: "a")?.webhooks[WebhookLabel(label)!]?.generation }
+        }
+        func save(_ body: String) { #expect(t.call("POST", "/api/events/webhook/a", token: t.accountToken, body: body).status == .ok) }
+        save(#"{"enabled":true,"url":"https://hooks.example/x"}"#)
+        let first = try #require(generation())
+        #expect(first != 0)
+        save(#"{"enabled":true,"url":"https://hooks.example/y","mediaBase64":true}"#)
+        #expect(generation() == first)   // an update while enabled: the same life
+        save(#"{"enabled":false}"#)
+        save(#"{"enabled":true,"url":"https://hooks.example/y"}"#)
+        let second = try #require(generation())
+        #expect(second != first && second != 0)   // enabled again: a new life
+        #expect(t.call("DELETE", "/api/events/webhook/a", token: t.accountToken).status == .ok)
+        save(#"{"enabled":true,"url":"https://hooks.example/y"}"#)
+        #expect(![0, first, second].contains(try #require(generation())))
+        // An instance made with its webhook block: its label's first life.
+        let made = t.call("POST", "/api/instance/new", token: t.accountToken,
+                          body: #"{"name":"b","webhookEnabled":true,"webhookURL":"https://hooks.example/b"}"#)
+        #expect(made.status == .created)
+        #expect(t.store.read { $0.instance(account: "acme", name: "b")?.webhooks[.default]?.generation } != 0)
+        // The generation survives replay and compaction (log record type 12).
+        _ = try t.store.compact()
+        let reopened = try LogStore(directory: t.dir.path)
+        #expect(reopened.read { $0.instance(account: "acme", name: "a")?.webhooks[.default]?.generation } == generation())
+    }
+
     @Test func aMalformedLabelInTheQueryNamesNoLabelNotDefault() throws {
         let t = try TestApp()
         _ = try t.createInstance("a")

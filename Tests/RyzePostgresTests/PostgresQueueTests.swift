@@ -67,6 +67,25 @@ struct PostgresQueueTests {
         #expect(q.status().delivered == delivered)
     }
 
+    @Test func eachDeliveryKeepsItsLabelsGenerationAndOldRowsMigrateTo0() throws {
+        let url = try freshDatabase()
+        let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
+        // A row queued by the binary before migration 5 (no generation column yet).
+        #expect(try Migrator.migrate(c, logger: .init(label: "test"), upTo: 4) == [1, 2, 3, 4])
+        try Self.backlog(c, label: "old", count: 1, secondsAgo: 5)
+        let q = try PostgresQueue(url: url)   // migrates to the latest
+        var e = Self.event("g1", labels: ["a", "b"])
+        e.generations = [7, 0x7FFF_0000_0000_0001]
+        try q.enqueue(e)
+        var big = Self.event("g2", labels: ["c"])
+        big.generations = [UInt64.max]   // stored as a negative int8, read back the same
+        try q.enqueue(big)
+        let s = try Self.source(url)
+        try s.refresh()
+        let seen = s.read { q in Dictionary(uniqueKeysWithValues: q.pending.values.map { ($0.label.name, $0.labelGeneration) }) }
+        #expect(seen == ["old": 0, "a": 7, "b": 0x7FFF_0000_0000_0001, "c": UInt64.max])
+    }
+
     @Test func aLeaseThatRanOutIsClaimedAgainAndTheOldHoldersOutcomeIsRefused() throws {
         let url = try freshDatabase()
         let q = try PostgresQueue(url: url)
@@ -272,7 +291,7 @@ struct PostgresQueueTests {
         let index = try c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'ryze_deliveries_label'", deadline: .after(milliseconds: 5000))
         #expect(index.rows == 1 && index.text(0, 0).contains("(account, instance, label, due) WHERE (dead IS NOT TRUE)"))
         let versions = try c.execute("SELECT max(version)::int8 FROM ryze_schema_migrations", deadline: .after(milliseconds: 5000))
-        #expect(versions.int(0, 0) == 4)
+        #expect(versions.int(0, 0) == Int64(Schema.latestVersion))
         try s.claim()
         #expect(Set(s.read { q in q.pending.values.map(\.label.name) }) == ["stuck", "healthy"])
         #expect(s.read { $0.pending.count } == 4)
@@ -301,7 +320,9 @@ struct PostgresQueueTests {
         let dir = NSTemporaryDirectory() + "ryze-q-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let local = try QueueStore(directory: dir)
-        try local.enqueue(Self.event("p", labels: ["a", "b"]))
+        var p = Self.event("p", labels: ["a", "b"])
+        p.generations = [11, 12]
+        try local.enqueue(p)
         try local.enqueue(Self.event("d"))
         let ids = local.read { q in Dictionary(uniqueKeysWithValues: q.pending.values.map { ($0.event.id + $0.label.name, $0.id) }) }
         try local.record([(.retry(error: "HTTP 502", nextDue: 0), ids["pa"]!, 1), (.dead(error: "HTTP 410"), ids["ddefault"]!, 1)])
@@ -316,5 +337,6 @@ struct PostgresQueueTests {
         #expect(view.map(\.0) == ["a", "b"])
         #expect(view.map(\.1) == [1, 0])
         #expect(view[0].2 == "HTTP 502")
+        #expect(s.read { q in q.pending.values.map(\.labelGeneration).sorted() } == [11, 12])
     }
 }

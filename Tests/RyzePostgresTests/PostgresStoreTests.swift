@@ -86,7 +86,8 @@ struct PostgresStoreTests {
         let hook = StoredWebhook(
             config: WebhookConfig(label: WebhookLabel("default")!, enabled: true, url: "https://example.com/h", authorization: "",
                                   byEvents: true, events: [.groupFlow], mediaBase64: false),
-            sealedAuthorization: [1, 2, 3], sealedSigningSecret: [4, 5, 6, 7], keyID: DeploymentKey.ID(bytes: [1, 2, 3, 4, 5, 6, 7, 8])!)
+            sealedAuthorization: [1, 2, 3], sealedSigningSecret: [4, 5, 6, 7], keyID: DeploymentKey.ID(bytes: [1, 2, 3, 4, 5, 6, 7, 8])!,
+            generation: 0xFEDC_BA98_7654_3210)   // above Int64.max: stored as a negative int8, read back the same
         try a.write { _ in (LogRecord.batch([instanceRecord("acme", "shop"), .websocketSaved(account: "acme", name: "shop", websocket: ws)]), ()) }
         try a.write { _ in (LogRecord.webhookSaved(account: "acme", name: "shop", webhook: hook), ()) }
         try a.write { _ in (LogRecord.instanceCreated(account: "acme", name: "bare", token: TokenDigest(of: "x"), websocket: nil), ()) }

@@ -317,6 +317,43 @@ def test_disabled_labels_and_deleted_instances_are_dropped_not_sent(deployment, 
         assert field in attempt
 
 
+def test_a_label_saved_again_never_gets_the_deliveries_of_its_earlier_life(deployment, acct, receiver, publisher, deliverer):
+    """SPEC §4/§6.3: deleting or disabling a label, or deleting its instance, drops its queued
+    deliveries. Saving the label again under the same name (or on an instance made again) before
+    the deliverer has seen the change makes another label, which must not receive them, nor be
+    signed with its new secret for them."""
+    deliverer.stop()   # the deliverer sees none of the changes below before they are all made
+    try:
+        deployment.create_instance(acct, "dl10")
+        save_hook(deployment, acct, "dl10", receiver.url("/dl10/first"))                       # default
+        save_hook(deployment, acct, "dl10", receiver.url("/dl10/cycle-first"), label="cycle")
+        deployment.create_instance(acct, "dl10x")
+        save_hook(deployment, acct, "dl10x", receiver.url("/dl10x/first"))
+        old = publish(deployment, publisher, "dl10")["id"]
+        assert publish(deployment, publisher, "dl10x")
+        # default: deleted, then saved again; cycle: disabled, then enabled again; dl10x: deleted
+        # with its webhook, then made again with one of the same label.
+        assert deployment.request("DELETE", "/api/events/webhook/dl10", token=acct).status == 200
+        save_hook(deployment, acct, "dl10", receiver.url("/dl10/second"))
+        r = deployment.request("POST", "/api/events/webhook/dl10", token=acct, body={"label": "cycle", "enabled": False})
+        assert r.status == 200
+        save_hook(deployment, acct, "dl10", receiver.url("/dl10/cycle-second"), label="cycle")
+        assert deployment.request("DELETE", "/api/instance/delete/dl10x", token=acct).status == 200
+        deployment.create_instance(acct, "dl10x")
+        save_hook(deployment, acct, "dl10x", receiver.url("/dl10x/second"))
+        new = publish(deployment, publisher, "dl10")["id"]
+        assert publish(deployment, publisher, "dl10x")
+    finally:
+        deliverer.start()
+    receiver.wait_for(lambda: len(receiver.hits(prefix="/dl10")) >= 3, "the three new deliveries")
+    time.sleep(0.5)
+    hits = receiver.hits(prefix="/dl10")
+    assert sorted(h["path"] for h in hits) == ["/dl10/cycle-second", "/dl10/second", "/dl10x/second"]
+    assert {h["headers"]["webhook-id"] for h in hits if h["path"].startswith("/dl10/")} == {new}
+    assert old not in {h["headers"]["webhook-id"] for h in hits}
+    assert sum("reason=label deleted or disabled since queued" in line for line in deliverer.log_lines()) == 3
+
+
 def test_one_deliverer_per_data_directory(deployment, deliverer):
     r = subprocess.run([BIN, "deliver", "--data-dir", str(deployment.data), *deployment.store_args], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1

@@ -15,17 +15,29 @@ public struct QueuedEvent: Sendable, Equatable {
     public var envelope: [UInt8]
     /// The enabled webhooks whose filter let the event through at publish time: one delivery each.
     public var labels: [WebhookLabel]
+    /// The generation of each of `labels` when the event was queued (`StoredWebhook.generation`):
+    /// a delivery goes only to that life of its label. As many as `labels`.
+    public var generations: [UInt64]
     /// Unix microseconds.
     public var queuedAt: UInt64
 
-    public init(id: String, account: String, instance: String, event: EventType, envelope: [UInt8], labels: [WebhookLabel], queuedAt: UInt64) {
+    /// `generations` nil: 0 for every label (queued before generations existed).
+    public init(id: String, account: String, instance: String, event: EventType, envelope: [UInt8], labels: [WebhookLabel],
+                generations: [UInt64]? = nil, queuedAt: UInt64) {
+        precondition(generations == nil || generations!.count == labels.count, "one generation per label")
         self.id = id
         self.account = account
         self.instance = instance
         self.event = event
         self.envelope = envelope
         self.labels = labels
+        self.generations = generations ?? [UInt64](repeating: 0, count: labels.count)
         self.queuedAt = queuedAt
+    }
+
+    /// The generation the delivery to `label` was queued for (0 when unknown).
+    public func generation(of label: WebhookLabel) -> UInt64 {
+        labels.firstIndex(of: label).map { generations[$0] } ?? 0
     }
 }
 

@@ -15,12 +15,14 @@ extension Application {
         let instance = try store.read { state throws(APIError) in try publishedInstance(context.parameters["instance"] ?? "", in: state) }
         let envelope = EventEnvelope.make(event: event, data: request.body[data], baseURL: configuration.baseURL, instance: instance.name)
 
-        let labels = instance.webhooks.values.filter { $0.config.enabled && $0.config.eventList.accepts(event) }.map(\.label).sorted()
+        let hooks = instance.webhooks.values.filter { $0.config.enabled && $0.config.eventList.accepts(event) }.sorted { $0.label < $1.label }
+        let labels = hooks.map(\.label)
         if !labels.isEmpty {
             guard let queue else { throw .storeFailed(.unusable("no delivery queue is open")) }
             do {
                 try queue.enqueue(QueuedEvent(id: id, account: instance.account, instance: instance.name, event: event,
-                                              envelope: envelope, labels: labels, queuedAt: limiter.clock.nowMicroseconds()))
+                                              envelope: envelope, labels: labels, generations: hooks.map(\.generation),
+                                              queuedAt: limiter.clock.nowMicroseconds()))
             } catch let error as StoreError {
                 throw .storeFailed(error)
             } catch {

@@ -6,6 +6,7 @@ extension Application {
         let sealer = try webhookSealer(account: target.account, instance: target.name, label: update.config.label)
         // Made before the write lock is taken: the decision below may not spend time on crypto.
         let fresh = SigningSecret.generate()
+        let freshGeneration = StoredWebhook.freshGeneration()
         let proposed = sealer.store(update.config, signingSecret: fresh)
         let saved = try write(context) { state throws(APIError) -> (LogRecord?, StoredWebhook) in
             let instance = try resolveInstance(context, in: state)
@@ -20,6 +21,7 @@ extension Application {
             }
             var stored = proposed
             if let existing, !update.rotateSecret { stored.sealedSigningSecret = existing.sealedSigningSecret }
+            stored.generation = stored.generation(replacing: existing, fresh: freshGeneration)
             return (.webhookSaved(account: instance.account, name: instance.name, webhook: stored), stored)
         }
         return Application.success("Webhook configuration saved", [("webhook", try sealer.json(saved))])

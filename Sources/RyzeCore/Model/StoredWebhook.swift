@@ -9,15 +9,43 @@ public struct StoredWebhook: Equatable, Sendable {
     /// The deployment key both boxes are sealed under: `serve` compares it with the key it
     /// loads before it decrypts anything.
     public var keyID: DeploymentKey.ID
+    /// Which life of the label this is: a random number drawn each time the label becomes enabled
+    /// (saved enabled while it was absent or disabled), kept while it stays enabled. A delivery
+    /// carries the generation its event was queued for, and is dropped, never sent, when the
+    /// label's generation is another one by the time of its attempt: SPEC §4 and §6.3 drop the
+    /// queued deliveries of a label deleted or disabled, or of a deleted instance, and a label
+    /// saved again afterwards under the same name (or on a re-created instance) must not receive
+    /// them. 0: saved before generations existed (log record type 6), matching deliveries queued
+    /// then (queue record type 1).
+    public var generation: UInt64
 
     public var label: WebhookLabel { config.label }
 
-    public init(config: WebhookConfig, sealedAuthorization: [UInt8], sealedSigningSecret: [UInt8], keyID: DeploymentKey.ID) {
+    public init(config: WebhookConfig, sealedAuthorization: [UInt8], sealedSigningSecret: [UInt8], keyID: DeploymentKey.ID,
+                generation: UInt64 = 0) {
         self.config = WebhookConfig(label: config.label, enabled: config.enabled, url: config.url, authorization: "",
                                     byEvents: config.byEvents, eventList: config.eventList, mediaBase64: config.mediaBase64)
         self.sealedAuthorization = sealedAuthorization
         self.sealedSigningSecret = sealedSigningSecret
         self.keyID = keyID
+        self.generation = generation
+    }
+
+    /// The generation of this label saved over `existing` (nil: a new label): `existing`'s while
+    /// both are enabled, else `fresh`, a random non-zero number the caller drew beforehand (see
+    /// `freshGeneration`; the decision runs under the write lock and draws nothing itself).
+    public func generation(replacing existing: StoredWebhook?, fresh: UInt64) -> UInt64 {
+        if let existing, existing.config.enabled, config.enabled { return existing.generation }
+        return fresh
+    }
+
+    /// A random non-zero generation.
+    public static func freshGeneration() -> UInt64 {
+        var rng = SystemRandomNumberGenerator()
+        while true {
+            let g = rng.next()
+            if g != 0 { return g }
+        }
     }
 
     /// What each box's authenticated context says it belongs to: a box moved under another

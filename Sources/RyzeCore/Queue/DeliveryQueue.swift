@@ -30,6 +30,9 @@ public struct DeliveryQueue: ReplayedLog {
         public let id: DeliveryID
         public let event: Event
         public let label: WebhookLabel
+        /// The label's generation when the event was queued (`StoredWebhook.generation`): the
+        /// delivery goes to that life of the label only.
+        public var labelGeneration: UInt64 = 0
         /// Failed attempts so far (0: never tried, or revived by `webhook dead retry`). For a
         /// dead letter, the attempts it took.
         public internal(set) var attempts: UInt32
@@ -103,8 +106,9 @@ public struct DeliveryQueue: ReplayedLog {
         switch record {
         case let .queued(queued, ids):
             let event = Event(queued)
-            for (id, label) in zip(ids, queued.labels) where pending[id] == nil && dead[id] == nil {
-                pending[id] = Delivery(id: id, event: event, label: label, attempts: 0, nextDue: queued.queuedAt, lastError: "", deadSince: nil)
+            for (k, id) in ids.enumerated() where pending[id] == nil && dead[id] == nil {
+                pending[id] = Delivery(id: id, event: event, label: queued.labels[k], labelGeneration: queued.generations[k],
+                                       attempts: 0, nextDue: queued.queuedAt, lastError: "", deadSince: nil)
                 changes.append(id)
                 liveEvents[ObjectIdentifier(event), default: 0] += 1
                 nextID = max(nextID, id &+ 1)
@@ -187,7 +191,7 @@ public struct DeliveryQueue: ReplayedLog {
             let ds = byEvent[key]!
             let e = ds[0].event
             let queued = QueuedEvent(id: e.id, account: e.account, instance: e.instance, event: e.type, envelope: e.envelope,
-                                     labels: ds.map(\.label), queuedAt: e.queuedAt)
+                                     labels: ds.map(\.label), generations: ds.map(\.labelGeneration), queuedAt: e.queuedAt)
             out.append(.queued(event: queued, ids: ds.map(\.id)))
             for d in ds {
                 if let since = d.deadSince {

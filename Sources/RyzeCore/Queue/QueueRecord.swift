@@ -37,6 +37,9 @@ public enum QueueRecord: LogEntry, Equatable {
     // Type tags are part of the on-disk format (queue_format.md): never renumber.
     enum Tag: UInt8 {
         case queued = 1, attemptFailed = 2, delivered = 3, dead = 4, dropped = 5, revived = 6, purged = 7, nextID = 8, batch = 9
+        /// `queued` with each delivery's label generation after its label; written only when one
+        /// of them is not 0, so an event queued for labels from before generations keeps type 1.
+        case queuedWithGenerations = 10
     }
 
     /// Error texts and reasons are cut to this many bytes: they are for people, and a receiver's
@@ -48,11 +51,15 @@ public enum QueueRecord: LogEntry, Equatable {
         switch self {
         case let .queued(event, ids):
             precondition(ids.count == event.labels.count && !ids.isEmpty && ids.count <= Int(UInt8.max))
-            w.u8(Tag.queued.rawValue)
+            let withGenerations = event.generations.contains { $0 != 0 }
+            w.u8(withGenerations ? Tag.queuedWithGenerations.rawValue : Tag.queued.rawValue)
             w.string(event.id); w.string(event.account); w.string(event.instance)
             w.u8(event.event.rawValue); w.u64(event.queuedAt)
             w.u8(UInt8(ids.count))
-            for (id, label) in zip(ids, event.labels) { w.u64(id); w.string(label.name) }
+            for (k, id) in ids.enumerated() {
+                w.u64(id); w.string(event.labels[k].name)
+                if withGenerations { w.u64(event.generations[k]) }
+            }
             w.u32(UInt32(event.envelope.count))
             w.bytes.append(contentsOf: event.envelope)
         case let .attemptFailed(id, attempt, at, nextDue, error):
@@ -93,20 +100,28 @@ public enum QueueRecord: LogEntry, Equatable {
         guard let raw = r.u8(), let tag = Tag(rawValue: raw) else { return nil }
         let record: QueueRecord?
         switch tag {
-        case .queued:
+        case .queued, .queuedWithGenerations:
             guard let eventID = r.string(), let account = r.string(), let instance = r.string(),
                   let type = r.u8().flatMap(EventType.init(rawValue:)), let queuedAt = r.u64(),
                   let count = r.u8(), count > 0 else { return nil }
             var ids: [DeliveryID] = []
             var labels: [WebhookLabel] = []
+            var generations: [UInt64] = []
             for _ in 0..<count {
                 guard let id = r.u64(), let label = r.string().flatMap(WebhookLabel.init) else { return nil }
                 ids.append(id)
                 labels.append(label)
+                if tag == .queuedWithGenerations {
+                    guard let generation = r.u64() else { return nil }
+                    generations.append(generation)
+                } else {
+                    generations.append(0)
+                }
             }
             guard let n = r.u32().map(Int.init), let envelope = r.bytes(n) else { return nil }
             record = .queued(event: QueuedEvent(id: eventID, account: account, instance: instance, event: type,
-                                                envelope: Array(envelope), labels: labels, queuedAt: queuedAt), ids: ids)
+                                                envelope: Array(envelope), labels: labels, generations: generations,
+                                                queuedAt: queuedAt), ids: ids)
         case .attemptFailed:
             guard let id = r.u64(), let attempt = r.u32(), let at = r.u64(), let due = r.u64(), let error = r.string() else { return nil }
             record = .attemptFailed(id: id, attempt: attempt, at: at, nextDue: due, error: error)

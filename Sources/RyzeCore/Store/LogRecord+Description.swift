@@ -16,6 +16,7 @@ extension LogRecord: CustomStringConvertible {
             return "webhook.saved account=\(account) name=\(name) label=\(c.label.name) enabled=\(c.enabled) url=\(c.url) "
                 + "authorization=\(h.sealedAuthorization.isEmpty ? "none" : "<encrypted>") byEvents=\(c.byEvents) "
                 + "events=[\(c.events.map(\.name).joined(separator: ","))] mediaBase64=\(c.mediaBase64) signingSecret=<encrypted> key=\(h.keyID)"
+                + (h.generation == 0 ? "" : " generation=\(h.generation)")
         case let .webhookDeleted(account, name, label): return "webhook.deleted account=\(account) name=\(name) label=\(label.name)"
         case .batch(let records): return "batch [" + records.map(\.description).joined(separator: "; ") + "]"
         case let .publisherCreated(name, token): return "publisher.created name=\(name) token=\(token)"

@@ -24,6 +24,10 @@ public enum LogRecord: LogEntry, Equatable {
         case accountCreated = 1, accountDisabled = 2, instanceCreated = 3, instanceDeleted = 4, websocketSaved = 5
         case webhookSaved = 6, webhookDeleted = 7, batch = 8, publisherCreated = 9, publisherDisabled = 10
         case streamClosed = 11
+        /// `webhookSaved` with the label's generation after it; written only when that is not 0,
+        /// so a label from before generations keeps type 6 (byte for byte, and readable by the
+        /// binaries before this type).
+        case webhookSavedWithGeneration = 12
     }
 
     public func encode() -> [UInt8] {
@@ -40,7 +44,9 @@ public enum LogRecord: LogEntry, Equatable {
         case let .websocketSaved(account, name, websocket):
             w.u8(Tag.websocketSaved.rawValue); w.string(account); w.string(name); w.websocket(websocket)
         case let .webhookSaved(account, name, webhook):
-            w.u8(Tag.webhookSaved.rawValue); w.string(account); w.string(name); w.webhook(webhook)
+            let tag: Tag = webhook.generation == 0 ? .webhookSaved : .webhookSavedWithGeneration
+            w.u8(tag.rawValue); w.string(account); w.string(name); w.webhook(webhook)
+            if webhook.generation != 0 { w.u64(webhook.generation) }
         case let .webhookDeleted(account, name, label):
             w.u8(Tag.webhookDeleted.rawValue); w.string(account); w.string(name); w.string(label.name)
         case .batch(let records):
@@ -91,6 +97,11 @@ public enum LogRecord: LogEntry, Equatable {
             record = .websocketSaved(account: account, name: name, websocket: config)
         case .webhookSaved:
             guard let account = r.string(), let name = r.string(), let webhook = r.webhook() else { return nil }
+            record = .webhookSaved(account: account, name: name, webhook: webhook)
+        case .webhookSavedWithGeneration:
+            guard let account = r.string(), let name = r.string(), var webhook = r.webhook(),
+                  let generation = r.u64(), generation != 0 else { return nil }
+            webhook.generation = generation
             record = .webhookSaved(account: account, name: name, webhook: webhook)
         case .webhookDeleted:
             guard let account = r.string(), let name = r.string(), let label = r.string().flatMap(WebhookLabel.init) else { return nil }
