@@ -65,6 +65,50 @@ import Testing
         .publisherDisabled(name: "billing"),
     ]
 
+    /// Webhook records with a label generation (type 12), added to format version 1 without
+    /// changing the earlier types: `Golden/events-v1-generations.log`. A label without a
+    /// generation is still type 6 (the third record).
+    static let generationsPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/events-v1-generations.log").path
+
+    static let generationRecords: [LogRecord] = {
+        let id = DeploymentKey.ID(bytes: [1, 2, 3, 4, 5, 6, 7, 8])!
+        let box: (UInt8) -> [UInt8] = { seed in (0..<45).map { UInt8(truncatingIfNeeded: Int(seed) &* 31 &+ $0) } }
+        let hook = StoredWebhook(config: WebhookConfig(label: .default, enabled: true, url: "https://hooks.example/ryze",
+                                                       byEvents: true, events: [.messageExchange], mediaBase64: false),
+                                 sealedAuthorization: box(1), sealedSigningSecret: box(2), keyID: id, generation: 0x0102_0304_0506_0708)
+        var high = hook
+        high.generation = 0xF0E0_D0C0_B0A0_9080
+        var none = hook
+        none.generation = 0
+        return [
+            .accountCreated(name: "acme", token: TokenDigest(of: "golden-account-token-1"), instanceQuota: 100),
+            .instanceCreated(account: "acme", name: "shop", token: TokenDigest(of: "golden-instance-token-1"), websocket: nil),
+            .webhookSaved(account: "acme", name: "shop", webhook: none),
+            .webhookSaved(account: "acme", name: "shop", webhook: hook),
+            .batch([
+                .instanceCreated(account: "acme", name: "desk", token: TokenDigest(of: "golden-instance-token-2"), websocket: nil),
+                .webhookSaved(account: "acme", name: "desk", webhook: high),
+            ]),
+        ]
+    }()
+
+    @Test func generationRecordsStillReadAndEncodeToTheSameBytes() throws {
+        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.generationsPath)))
+        var bytes = LogFormat.header()
+        for r in Self.generationRecords { bytes += LogFormat.frame(r) }
+        #expect(bytes == golden)
+        let fd = open(Self.generationsPath, O_RDONLY)
+        defer { close(fd) }
+        var seen: [LogRecord] = []
+        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, _, _ in seen.append(record) }
+        #expect(result.stop == .clean)
+        #expect(seen == Self.generationRecords)
+        var state = State()
+        for r in seen { state.apply(r) }
+        #expect(state.instance(account: "acme", name: "shop")?.webhooks[.default]?.generation == 0x0102_0304_0506_0708)
+        #expect(state.instance(account: "acme", name: "desk")?.webhooks[.default]?.generation == 0xF0E0_D0C0_B0A0_9080)
+    }
+
     @Test func publisherRecordsStillReadAndEncodeToTheSameBytes() throws {
         let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.publishersPath)))
         var bytes = LogFormat.header()
@@ -163,13 +207,14 @@ import Testing
 
     /// Writes a golden file; run once, by hand, when a NEW golden file is added:
     /// `RYZE_WRITE_GOLDEN=webhooks swift test --filter GoldenLogTests` (`webhooks`, `publishers`,
-    /// `stream`; any other value: the first).
+    /// `stream`, `generations`; any other value: the first).
     @Test func writeGoldenFileWhenAsked() throws {
         guard let which = ProcessInfo.processInfo.environment["RYZE_WRITE_GOLDEN"] else { return }
         let (path, records) = switch which {
         case "webhooks": (Self.webhooksPath, Self.webhookRecords)
         case "publishers": (Self.publishersPath, Self.publisherRecords)
         case "stream": (Self.streamPath, Self.streamRecords)
+        case "generations": (Self.generationsPath, Self.generationRecords)
         default: (Self.path, Self.records)
         }
         var bytes = LogFormat.header()

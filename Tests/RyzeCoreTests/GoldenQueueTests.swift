@@ -59,6 +59,38 @@ import Testing
         #expect(seen == Self.records)
     }
 
+    /// Events queued with label generations (type 10), added to format version 1 without
+    /// changing the earlier types: `Golden/deliveries-v1-generations.log`.
+    static let generationsPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/deliveries-v1-generations.log").path
+
+    static let generationRecords: [QueueRecord] = [
+        .queued(event: QueuedEvent(id: "evt_01JDGOLDEN00000000000000010", account: "acme", instance: "shop", event: .messageExchange,
+                                   envelope: Array(#"{"event":"message.exchange","data":{}}"#.utf8),
+                                   labels: [.default, WebhookLabel("crm")!], generations: [0x0102_0304_0506_0708, 0],
+                                   queuedAt: 1_800_000_000_000_000), ids: [7, 8]),
+        .queued(event: QueuedEvent(id: "producer:gen", account: "acme", instance: "desk", event: .callUpdate,
+                                   envelope: Array("{}".utf8), labels: [.default], generations: [0xF0E0_D0C0_B0A0_9080],
+                                   queuedAt: 1_800_000_000_500_000), ids: [9]),
+        .delivered(id: 8, attempt: 1, at: 1_800_000_001_000_000, status: 200),
+    ]
+
+    @Test func generationsQueueStillReadsAndEncodesToTheSameBytes() throws {
+        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.generationsPath)))
+        var bytes = LogFormat.header(.deliveries)
+        for r in Self.generationRecords { bytes += LogFormat.frame(entry: r) }
+        #expect(bytes == golden)
+        let fd = open(Self.generationsPath, O_RDONLY)
+        #expect(fd >= 0, "missing \(Self.generationsPath)")
+        defer { close(fd) }
+        var seen: [QueueRecord] = []
+        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize, kind: .deliveries) { (r: QueueRecord, _, _) in seen.append(r) }
+        #expect(result.stop == .clean)
+        #expect(seen == Self.generationRecords)
+        var q = DeliveryQueue()
+        for r in seen { q.apply(r) }
+        #expect(q.pending.mapValues(\.labelGeneration) == [7: 0x0102_0304_0506_0708, 9: 0xF0E0_D0C0_B0A0_9080])
+    }
+
     @Test func version1QueueReplaysIntoAStore() throws {
         let dir = TempDirectory()
         try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
@@ -72,11 +104,14 @@ import Testing
     }
 
     /// Writes the golden file; run once, by hand, when a NEW golden file is added:
-    /// `RYZE_WRITE_GOLDEN=deliveries swift test --filter GoldenQueueTests`.
+    /// `RYZE_WRITE_GOLDEN=deliveries swift test --filter GoldenQueueTests` (or
+    /// `deliveries-generations` for the type-10 file).
     @Test func writeGoldenFileWhenAsked() throws {
-        guard ProcessInfo.processInfo.environment["RYZE_WRITE_GOLDEN"] == "deliveries" else { return }
+        let which = ProcessInfo.processInfo.environment["RYZE_WRITE_GOLDEN"]
+        guard which == "deliveries" || which == "deliveries-generations" else { return }
+        let (path, records) = which == "deliveries" ? (Self.path, Self.records) : (Self.generationsPath, Self.generationRecords)
         var bytes = LogFormat.header(.deliveries)
-        for r in Self.records { bytes += LogFormat.frame(entry: r) }
-        try Data(bytes).write(to: URL(fileURLWithPath: Self.path))
+        for r in records { bytes += LogFormat.frame(entry: r) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
     }
 }
