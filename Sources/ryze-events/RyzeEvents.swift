@@ -13,6 +13,25 @@ struct RyzeEvents: ParsableCommand {
             """,
         subcommands: [Serve.self, Deliver.self, AccountCommand.self, PublisherCommand.self, WebhookCommand.self, LogCommand.self, StoreCommand.self]
     )
+
+    /// ArgumentParser's own `main`, but a usage error prints one line (SPEC §5: "bad arguments
+    /// exit non-zero with a one-line reason"), not its message followed by help and usage lines;
+    /// `--help` and the like still print in full and exit 0. The exit codes are ArgumentParser's
+    /// (64 for a usage error).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }
+            let first = message(for: error).split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init)
+            var reason = first ?? "invalid arguments"
+            if reason.hasPrefix("Error: ") { reason.removeFirst("Error: ".count) }
+            FileHandle.standardError.write(Data(("ryze-events: " + reason + "\n").utf8))
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
 
 /// `--data-dir`, shared by every subcommand.

@@ -83,8 +83,9 @@ def test_cli_usage_errors():
     for args in [["serve", "--threads", "0"], ["serve", "--listen", "nowhere"], ["bogus"], ["account", "create"],
                  ["serve", "--rate-limit", "x"]]:
         r = subprocess.run([BIN, *args], capture_output=True, text=True)
-        assert r.returncode != 0, args
-        assert r.stderr.strip(), args
+        assert r.returncode == 64, args   # ArgumentParser's usage-error code
+        # SPEC §5: a one-line reason, not the reason followed by help and usage lines.
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("ryze-events: "), (args, r.stderr)
     for args in [["--help"], ["serve", "--help"], ["account", "create", "--help"], ["log", "compact", "--help"]]:
         r = subprocess.run([BIN, *args], capture_output=True, text=True)
         assert r.returncode == 0 and "--data-dir" in r.stdout or args == ["--help"], args
