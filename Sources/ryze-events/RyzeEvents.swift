@@ -25,8 +25,12 @@ struct RyzeEvents: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }
-            let first = message(for: error).split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init)
-            var reason = first ?? "invalid arguments"
+            var reason = message(for: error)
+            // A usage error's message goes on with help lines for the option; a failure of the
+            // command itself is kept whole.
+            if code == .validationFailure {
+                reason = reason.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? "invalid arguments"
+            }
             if reason.hasPrefix("Error: ") { reason.removeFirst("Error: ".count) }
             FileHandle.standardError.write(Data(("ryze-events: " + reason + "\n").utf8))
             Foundation.exit(code.rawValue)
