@@ -34,11 +34,6 @@ public struct QueuedEvent: Sendable, Equatable {
         self.generations = generations ?? [UInt64](repeating: 0, count: labels.count)
         self.queuedAt = queuedAt
     }
-
-    /// The generation the delivery to `label` was queued for (0 when unknown).
-    public func generation(of label: WebhookLabel) -> UInt64 {
-        labels.firstIndex(of: label).map { generations[$0] } ?? 0
-    }
 }
 
 /// The durable delivery queue as the publish handler sees it.

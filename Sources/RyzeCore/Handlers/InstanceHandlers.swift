@@ -24,9 +24,7 @@ extension Application {
         if WebhookConfig.hasInstanceFields(body) {
             if let config = WebhookConfig.parseInstanceFields(body) {
                 let sealer = try webhookSealer(account: account, instance: name, label: .default)
-                var stored = sealer.store(config, signingSecret: .generate())
-                stored.generation = StoredWebhook.freshGeneration()   // a new label: its first life
-                webhook = (stored, sealer)
+                webhook = (sealer.store(config, signingSecret: .generate()), sealer)
             } else {
                 logger.notice("instance created without its invalid webhook block", metadata: ["account": "\(account)", "instance": "\(name)"])
             }

@@ -6,7 +6,6 @@ extension Application {
         let sealer = try webhookSealer(account: target.account, instance: target.name, label: update.config.label)
         // Made before the write lock is taken: the decision below may not spend time on crypto.
         let fresh = SigningSecret.generate()
-        let freshGeneration = StoredWebhook.freshGeneration()
         let proposed = sealer.store(update.config, signingSecret: fresh)
         let saved = try write(context) { state throws(APIError) -> (LogRecord?, StoredWebhook) in
             let instance = try resolveInstance(context, in: state)
@@ -19,9 +18,8 @@ extension Application {
             if update.config.enabled && instance.enabledWebhookCount - (existing?.config.enabled == true ? 1 : 0) >= Application.maxEnabledWebhooks {
                 throw .refused(.conflict, "Maximum of 3 enabled webhooks per instance")
             }
-            var stored = proposed
+            var stored = proposed.replacing(existing)
             if let existing, !update.rotateSecret { stored.sealedSigningSecret = existing.sealedSigningSecret }
-            stored.generation = stored.generation(replacing: existing, fresh: freshGeneration)
             return (.webhookSaved(account: instance.account, name: instance.name, webhook: stored), stored)
         }
         return Application.success("Webhook configuration saved", [("webhook", try sealer.json(saved))])
@@ -88,11 +86,14 @@ struct WebhookSealer {
         StoredWebhook.context(account: account, instance: instance, label: label, field: field)
     }
 
+    /// The label as stored, secrets sealed, with a fresh generation (a new life of the label:
+    /// `StoredWebhook.replacing` keeps the existing one's when the label stays enabled). Made
+    /// before the write lock is taken, with the crypto and the random draw.
     func store(_ config: WebhookConfig, signingSecret: SigningSecret) -> StoredWebhook {
         StoredWebhook(config: config,
                       sealedAuthorization: config.authorization.isEmpty ? [] : box.seal(config.authorization, context: context("authorization")),
                       sealedSigningSecret: box.seal(signingSecret.text, context: context("signingSecret")),
-                      keyID: box.key.id)
+                      keyID: box.key.id, generation: SecureRandom.nonZeroWord())
     }
 
     /// The whole webhook object, secrets opened: only for a token that may act on the instance.

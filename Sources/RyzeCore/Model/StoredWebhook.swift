@@ -31,21 +31,14 @@ public struct StoredWebhook: Equatable, Sendable {
         self.generation = generation
     }
 
-    /// The generation of this label saved over `existing` (nil: a new label): `existing`'s while
-    /// both are enabled, else `fresh`, a random non-zero number the caller drew beforehand (see
-    /// `freshGeneration`; the decision runs under the write lock and draws nothing itself).
-    public func generation(replacing existing: StoredWebhook?, fresh: UInt64) -> UInt64 {
-        if let existing, existing.config.enabled, config.enabled { return existing.generation }
-        return fresh
-    }
-
-    /// A random non-zero generation.
-    public static func freshGeneration() -> UInt64 {
-        var rng = SystemRandomNumberGenerator()
-        while true {
-            let g = rng.next()
-            if g != 0 { return g }
-        }
+    /// This label as saved over `existing` (nil: a new label): with `existing`'s generation while
+    /// both are enabled (the same life), else with its own, the fresh one `WebhookSealer.store`
+    /// drew (a new life). Runs under the write lock, so it draws nothing itself.
+    public func replacing(_ existing: StoredWebhook?) -> StoredWebhook {
+        guard let existing, existing.config.enabled, config.enabled else { return self }
+        var kept = self
+        kept.generation = existing.generation
+        return kept
     }
 
     /// What each box's authenticated context says it belongs to: a box moved under another

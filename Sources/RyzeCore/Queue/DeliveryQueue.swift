@@ -32,7 +32,7 @@ public struct DeliveryQueue: ReplayedLog {
         public let label: WebhookLabel
         /// The label's generation when the event was queued (`StoredWebhook.generation`): the
         /// delivery goes to that life of the label only.
-        public var labelGeneration: UInt64 = 0
+        public internal(set) var labelGeneration: UInt64 = 0
         /// Failed attempts so far (0: never tried, or revived by `webhook dead retry`). For a
         /// dead letter, the attempts it took.
         public internal(set) var attempts: UInt32

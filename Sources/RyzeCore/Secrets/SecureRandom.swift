@@ -15,4 +15,13 @@ public enum SecureRandom {
         out.removeLast(out.count - count)
         return out
     }
+
+    /// A random number other than 0 (0 means "none" where it is used: label generations).
+    public static func nonZeroWord() -> UInt64 {
+        var rng = SystemRandomNumberGenerator()
+        while true {
+            let word = rng.next()
+            if word != 0 { return word }
+        }
+    }
 }
