@@ -220,6 +220,10 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
         if !lost.isEmpty { logger.notice("leases not renewed: they ran out, or were being recorded", metadata: ["deliveries": "\(lost.count)"]) }
     }
 
+    /// What both claims return of each row they lease, in the order `claim` reads them.
+    static let claimedColumns =
+        "d.id, d.event_id, d.account, d.instance, d.label, d.event::int8, d.envelope, d.attempts::int8, d.last_error, d.generation"
+
     /// The claim while this deliverer holds no label at its bound: the oldest due rows, in
     /// `due` order over `ryze_deliveries_due`, SKIP LOCKED (a row another claimer holds is passed
     /// over for the next). $1 the holder, $2 the lease in milliseconds, $3 the room left
@@ -233,7 +237,7 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
             WHERE NOT dead AND due <= now() AND (lease_until IS NULL OR lease_until < now())
             ORDER BY due LIMIT $3::int8
             FOR UPDATE SKIP LOCKED)
-        RETURNING d.id, d.event_id, d.account, d.instance, d.label, d.event::int8, d.envelope, d.attempts::int8, d.last_error, d.generation
+        RETURNING \(claimedColumns)
         """
 
     /// The claim while some label is held at its bound: the walk in `due` order would pass
@@ -292,7 +296,7 @@ public final class PostgresDeliverySource: DeliverySource, @unchecked Sendable {
         )
         UPDATE ryze_deliveries d SET lease_holder = $1, lease_until = now() + $2::int8 * interval '1 millisecond'
         FROM picked WHERE d.id = picked.id
-        RETURNING d.id, d.event_id, d.account, d.instance, d.label, d.event::int8, d.envelope, d.attempts::int8, d.last_error, d.generation
+        RETURNING \(claimedColumns)
         """
 
     /// Claims what there is room for; returns how many deliveries it now holds more, and
