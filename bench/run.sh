@@ -129,7 +129,7 @@ for round in $(seq "$CPU_ROUNDS"); do
     done
 done
 # median (min-max) of a list
-spread() { local v; v=$(tr ' ' '\n' | grep . | sort -g); printf '%s (%s-%s)' "$(echo "$v" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" "$(echo "$v" | head -1)" "$(echo "$v" | tail -1)"; }
+spread() { local v; v=$(cat); printf '%s (%s)' "$(echo "$v" | median)" "$(echo "$v" | tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 {lo=$1} {hi=$1} END {print lo "-" hi}')"; }
 
 echo "write path: POST /api/events/websocket/bench, 16 clients..."
 read -r wps wp99 < <(CONNECTIONS=16 measure "http://127.0.0.1:$PORT_CLOSE/api/events/websocket/bench" -s bench/post.lua)

@@ -32,8 +32,7 @@ struct RyzeEvents: ParsableCommand {
                 reason = reason.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? "invalid arguments"
             }
             if reason.hasPrefix("Error: ") { reason.removeFirst("Error: ".count) }
-            FileHandle.standardError.write(Data(("ryze-events: " + reason + "\n").utf8))
-            Foundation.exit(code.rawValue)
+            fail(reason, exitCode: code.rawValue)
         }
     }
 }
@@ -86,7 +85,7 @@ struct Fatal: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-func fail(_ message: String) -> Never {
+func fail(_ message: String, exitCode: Int32 = 1) -> Never {
     FileHandle.standardError.write(Data(("ryze-events: " + message + "\n").utf8))
-    exit(1)
+    exit(exitCode)
 }
