@@ -93,16 +93,7 @@ import Testing
     }()
 
     @Test func generationRecordsStillReadAndEncodeToTheSameBytes() throws {
-        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.generationsPath)))
-        var bytes = LogFormat.header()
-        for r in Self.generationRecords { bytes += LogFormat.frame(r) }
-        #expect(bytes == golden)
-        let fd = open(Self.generationsPath, O_RDONLY)
-        defer { close(fd) }
-        var seen: [LogRecord] = []
-        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, _, _ in seen.append(record) }
-        #expect(result.stop == .clean)
-        #expect(seen == Self.generationRecords)
+        let seen = try Self.pinned(Self.generationsPath, Self.generationRecords)
         var state = State()
         for r in seen { state.apply(r) }
         #expect(state.instance(account: "acme", name: "shop")?.webhooks[.default]?.generation == 0x0102_0304_0506_0708)
@@ -110,29 +101,11 @@ import Testing
     }
 
     @Test func publisherRecordsStillReadAndEncodeToTheSameBytes() throws {
-        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.publishersPath)))
-        var bytes = LogFormat.header()
-        for r in Self.publisherRecords { bytes += LogFormat.frame(r) }
-        #expect(bytes == golden)
-        let fd = open(Self.publishersPath, O_RDONLY)
-        defer { close(fd) }
-        var seen: [LogRecord] = []
-        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, _, _ in seen.append(record) }
-        #expect(result.stop == .clean)
-        #expect(seen == Self.publisherRecords)
+        _ = try Self.pinned(Self.publishersPath, Self.publisherRecords)
     }
 
     @Test func webhookRecordsStillReadAndEncodeToTheSameBytes() throws {
-        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.webhooksPath)))
-        var bytes = LogFormat.header()
-        for r in Self.webhookRecords { bytes += LogFormat.frame(r) }
-        #expect(bytes == golden)
-        let fd = open(Self.webhooksPath, O_RDONLY)
-        defer { close(fd) }
-        var seen: [LogRecord] = []
-        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, _, _ in seen.append(record) }
-        #expect(result.stop == .clean)
-        #expect(seen == Self.webhookRecords)
+        let seen = try Self.pinned(Self.webhooksPath, Self.webhookRecords)
         var state = State()
         for r in seen { state.apply(r) }
         #expect(state.instance(account: "acme", name: "shop")?.webhooks.keys.map(\.name) == ["ops.v2-x_y"])
@@ -155,16 +128,7 @@ import Testing
     ]
 
     @Test func streamRecordsStillReadAndEncodeToTheSameBytes() throws {
-        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.streamPath)))
-        var bytes = LogFormat.header()
-        for r in Self.streamRecords { bytes += LogFormat.frame(r) }
-        #expect(bytes == golden)
-        let fd = open(Self.streamPath, O_RDONLY)
-        defer { close(fd) }
-        var seen: [LogRecord] = []
-        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, _, _ in seen.append(record) }
-        #expect(result.stop == .clean)
-        #expect(seen == Self.streamRecords)
+        let seen = try Self.pinned(Self.streamPath, Self.streamRecords)
         var state = State()
         for r in seen { state.apply(r) }
         #expect(state.instance(account: "acme", name: "shop")?.streamEpoch == 0x0102_0304)
@@ -208,6 +172,22 @@ import Testing
     /// Writes a golden file; run once, by hand, when a NEW golden file is added:
     /// `RYZE_WRITE_GOLDEN=webhooks swift test --filter GoldenLogTests` (`webhooks`, `publishers`,
     /// `stream`, `generations`; any other value: the first).
+    /// The records of the golden file at `path`, after checking that they are `records`, read
+    /// back cleanly, and that `records` still encode to the file's bytes.
+    static func pinned(_ path: String, _ records: [LogRecord]) throws -> [LogRecord] {
+        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        var bytes = LogFormat.header()
+        for r in records { bytes += LogFormat.frame(r) }
+        #expect(bytes == golden)
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        var seen: [LogRecord] = []
+        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize) { record, _, _ in seen.append(record) }
+        #expect(result.stop == .clean)
+        #expect(seen == records)
+        return seen
+    }
+
     @Test func writeGoldenFileWhenAsked() throws {
         guard let which = ProcessInfo.processInfo.environment["RYZE_WRITE_GOLDEN"] else { return }
         let (path, records) = switch which {

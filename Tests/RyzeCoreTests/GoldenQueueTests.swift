@@ -41,22 +41,31 @@ import Testing
         return out
     }()
 
-    @Test func version1QueueStillReadsAndEncodesToTheSameBytes() throws {
-        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.path)))
+    /// The records of the golden file at `path`, after checking that they are `records`, read
+    /// back cleanly, and that `records` still encode to the file's bytes.
+    static func pinned(_ path: String, _ records: [QueueRecord]) throws -> [QueueRecord] {
+        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         var bytes = LogFormat.header(.deliveries)
-        for r in Self.records { bytes += LogFormat.frame(entry: r) }
+        for r in records { bytes += LogFormat.frame(entry: r) }
         #expect(bytes == golden)
+        let fd = open(path, O_RDONLY)
+        #expect(fd >= 0, "missing \(path)")
+        defer { close(fd) }
+        var seen: [QueueRecord] = []
+        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize, kind: .deliveries) { (r: QueueRecord, _, _) in seen.append(r) }
+        #expect(result.stop == .clean)
+        #expect(seen == records)
+        return seen
+    }
+
+    @Test func version1QueueStillReadsAndEncodesToTheSameBytes() throws {
+        _ = try Self.pinned(Self.path, Self.records)
         let fd = open(Self.path, O_RDONLY)
-        #expect(fd >= 0, "missing \(Self.path)")
         defer { close(fd) }
         var header = [UInt8](repeating: 0, count: LogFormat.headerSize)
         #expect(header.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, 0) } == LogFormat.headerSize)
         #expect(LogFormat.isValidHeader(header[...], .deliveries))
         #expect(!LogFormat.isValidHeader(header[...], .events))
-        var seen: [QueueRecord] = []
-        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize, kind: .deliveries) { (r: QueueRecord, _, _) in seen.append(r) }
-        #expect(result.stop == .clean)
-        #expect(seen == Self.records)
     }
 
     /// Events queued with label generations (type 10), added to format version 1 without
@@ -75,17 +84,7 @@ import Testing
     ]
 
     @Test func generationsQueueStillReadsAndEncodesToTheSameBytes() throws {
-        let golden = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.generationsPath)))
-        var bytes = LogFormat.header(.deliveries)
-        for r in Self.generationRecords { bytes += LogFormat.frame(entry: r) }
-        #expect(bytes == golden)
-        let fd = open(Self.generationsPath, O_RDONLY)
-        #expect(fd >= 0, "missing \(Self.generationsPath)")
-        defer { close(fd) }
-        var seen: [QueueRecord] = []
-        let result = try LogFormat.scan(fd: fd, from: LogFormat.headerSize, kind: .deliveries) { (r: QueueRecord, _, _) in seen.append(r) }
-        #expect(result.stop == .clean)
-        #expect(seen == Self.generationRecords)
+        let seen = try Self.pinned(Self.generationsPath, Self.generationRecords)
         var q = DeliveryQueue()
         for r in seen { q.apply(r) }
         #expect(q.pending.mapValues(\.labelGeneration) == [7: 0x0102_0304_0506_0708, 9: 0xF0E0_D0C0_B0A0_9080])
