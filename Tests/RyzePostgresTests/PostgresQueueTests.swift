@@ -25,6 +25,27 @@ struct PostgresQueueTests {
 
     static func held(_ s: PostgresDeliverySource) -> Set<DeliveryID> { s.read { Set($0.pending.keys) } }
 
+    /// Every source at once, `rounds` times: claims, then records `delivering` of what it holds
+    /// as delivered. Returns how many sources failed.
+    static func claimAtOnce(_ sources: [PostgresDeliverySource], rounds: Int, delivering: Int) -> Int {
+        let failures = Counter()
+        DispatchQueue.concurrentPerform(iterations: sources.count) { k in
+            do {
+                for _ in 0..<rounds {
+                    try sources[k].claim()
+                    let some = Array(held(sources[k]).prefix(delivering))
+                    try sources[k].record(some.map { (.delivered(status: 200), $0, 1) })
+                }
+            } catch { failures.add() }
+        }
+        return failures.value
+    }
+
+    /// No delivery is held by two sources.
+    static func expectDisjoint(_ held: [Set<DeliveryID>]) {
+        for a in 0..<held.count { for b in (a + 1)..<held.count { #expect(held[a].isDisjoint(with: held[b])) } }
+    }
+
     @Test func anEnqueuedEventIsOneRowPerLabelAndCounted() throws {
         let url = try freshDatabase()
         let q = try PostgresQueue(url: url)
@@ -44,20 +65,9 @@ struct PostgresQueueTests {
         let q = try PostgresQueue(url: url)
         for i in 0..<400 { try q.enqueue(Self.event("e\(i)", labels: ["l\(i % 50)"])) }
         let sources = try (0..<4).map { _ in try Self.source(url, capacity: 60) }
-        // Several rounds: each claims, records a part as delivered and claims again, all at once.
-        let failures = Counter()
-        DispatchQueue.concurrentPerform(iterations: sources.count) { k in
-            do {
-                for _ in 0..<6 {
-                    try sources[k].claim()
-                    let some = Array(Self.held(sources[k]).prefix(10))
-                    try sources[k].record(some.map { (.delivered(status: 200), $0, 1) })
-                }
-            } catch { failures.add() }
-        }
-        #expect(failures.value == 0)
+        #expect(Self.claimAtOnce(sources, rounds: 6, delivering: 10) == 0)
         let held = sources.map(Self.held)
-        for a in 0..<held.count { for b in (a + 1)..<held.count { #expect(held[a].isDisjoint(with: held[b])) } }
+        Self.expectDisjoint(held)
         let delivered = 4 * 6 * 10
         #expect(held.map(\.count).reduce(0, +) == 400 - delivered)
         let c = try PGConnection.connect(url: url, deadline: .after(milliseconds: 5000))
@@ -241,21 +251,11 @@ struct PostgresQueueTests {
         try Self.backlog(c, label: "stuck", count: 2000, secondsAgo: 3600)
         for k in 0..<20 { try Self.backlog(c, label: "l\(k)", count: 10, secondsAgo: 60 - k) }
         let sources = try (0..<4).map { _ in try Self.source(url, capacity: 24, perLabel: 3) }
-        let failures = Counter()
-        DispatchQueue.concurrentPerform(iterations: sources.count) { k in
-            do {
-                for _ in 0..<4 {
-                    try sources[k].claim()
-                    let some = Array(Self.held(sources[k]).prefix(5))
-                    try sources[k].record(some.map { (.delivered(status: 200), $0, 1) })
-                }
-            } catch { failures.add() }
-        }
-        #expect(failures.value == 0)
+        #expect(Self.claimAtOnce(sources, rounds: 4, delivering: 5) == 0)
         // One after the other (claims at once may find rows the others hold and come back short).
         for s in sources { try s.claim() }
         let held = sources.map(Self.held)
-        for a in 0..<held.count { for b in (a + 1)..<held.count { #expect(held[a].isDisjoint(with: held[b])) } }
+        Self.expectDisjoint(held)
         for s in sources {
             let perLabel = s.read { q in Dictionary(grouping: q.pending.values, by: \.label.name).mapValues(\.count) }
             #expect(perLabel.values.allSatisfy { $0 <= 3 })
